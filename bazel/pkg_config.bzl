@@ -33,11 +33,15 @@ def _pkg_config_repository_impl(rctx):
         parts = spec.split("|")
         modules = [m for m in parts[0].split(" ") if m]
         extra = [m for m in parts[1].split(" ") if m] if len(parts) > 1 else []
-        copts = _dedup(_flags(rctx, ["--cflags"] + modules)) if modules else []
+        cflags = _dedup(_flags(rctx, ["--cflags"] + modules)) if modules else []
         linkopts = _dedup((_flags(rctx, ["--libs"] + modules) if modules else []) + extra)
+
+        # Macros must reach every dependent, so they become `defines`. Include
+        # directories here are system ones the compiler searches already.
+        defines = [f[2:] for f in cflags if f.startswith("-D")]
         lines.append("cc_library(")
         lines.append('    name = "%s",' % name)
-        lines.append("    copts = %s," % repr(copts))
+        lines.append("    defines = %s," % repr(defines))
         lines.append("    linkopts = %s," % repr(linkopts))
         lines.append(")")
         lines.append("")

@@ -1,0 +1,145 @@
+#ifndef PRESENCE_SERVER_VS_VS_CLIENT_H_
+#define PRESENCE_SERVER_VS_VS_CLIENT_H_
+
+// VsClient sends joinRoom, leaveRoom, pingRoom and updateCredits to VS over
+// HTTP/1.1 keep-alive, asynchronously.
+//
+// Design: one event thread runs libcurl's multi interface in its
+// socket-action mode on an epoll set (curl_multi_socket_action), so thousands
+// of transfers cost one thread and no per-transfer polling: curl tells us
+// which sockets to watch, epoll tells curl which are ready. Callers on any
+// thread hand a request over through a short mutex-guarded queue and an
+// eventfd wake-up. Retries wait in a timer heap on the same thread.
+//
+// Thread-safe. Completion callbacks run on the event thread: they must be
+// quick and must not block (hand work off instead).
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/vs/retry_policy.h"
+#include "server/vs/vs_result.h"
+
+namespace presence::vs {
+
+struct VsClientOptions {
+  // Base URL of the VS API, "http://host:port" or "https://host:port";
+  // requests go to {base_url}/customer?key=...
+  std::string base_url;
+  // The partner key. Never logged, never put in an error message.
+  std::string key;
+  absl::Duration connect_timeout = absl::Seconds(2);
+  // Whole-request timeout of one attempt.
+  absl::Duration request_timeout = absl::Seconds(5);
+  // Upper bound on open connections to VS (the keep-alive pool); requests
+  // beyond it wait inside libcurl for a free connection.
+  int max_connections = 64;
+  // Upper bound on requests accepted and not yet completed (sending, queued
+  // or waiting for a retry). joinRoom, pingRoom and updateCredits past it are
+  // refused with kOverloaded. leaveRoom is exempt: there is at most one per
+  // session, so leaves are bounded by the session limit, and a leave must not
+  // be lost.
+  int max_in_flight = 50000;
+  // How long a resolved VS address is reused before being resolved again.
+  absl::Duration dns_cache_ttl = absl::Minutes(5);
+  // For https:// URLs: a CA bundle to verify VS with (empty: system CAs).
+  std::string ca_file;
+  RetryOptions retry;
+  // Random source in [0, 1) for backoff jitter; null: a real random source.
+  std::function<double()> uniform01;
+};
+
+struct JoinRoomRequest {
+  int64_t performer_id = 0;
+  std::string nickname;
+  std::optional<int64_t> customer_id;
+  std::string ip_address;
+  bool registered = false;
+  int64_t credits = 0;
+};
+
+// leaveRoom and pingRoom name the same presence.
+struct RoomPresence {
+  int64_t performer_id = 0;
+  std::optional<int64_t> customer_id;
+  std::string nickname;  // The display nickname VS returned on join.
+};
+
+struct UpdateCreditsRequest {
+  int64_t customer_id = 0;
+  int64_t credits = 0;
+};
+
+using VsCallback = absl::AnyInvocable<void(VsResult) &&>;
+
+// Counters for metrics and tests. Monotonic except in_flight.
+struct VsClientStats {
+  int64_t requests_sent = 0;  // Attempts, retries included.
+  int64_t retries = 0;
+  int64_t completed = 0;
+  int64_t overloaded = 0;
+  int64_t in_flight = 0;
+  int64_t connections_opened = 0;
+};
+
+class VsClient {
+ public:
+  // Fails with InvalidArgument for an unusable base_url or key.
+  static absl::StatusOr<std::unique_ptr<VsClient>> Create(VsClientOptions options);
+
+  // Fails every request still pending with kCancelled (their callbacks run
+  // before this returns), then stops the event thread. Call Drain first to
+  // give them a chance.
+  ~VsClient();
+
+  VsClient(const VsClient&) = delete;
+  VsClient& operator=(const VsClient&) = delete;
+
+  // Each call returns OK when the request was taken; `done` then runs exactly
+  // once, on the event thread, with the final result. Otherwise (overload,
+  // shutting down) it returns the error and `done` is never run.
+  absl::Status JoinRoom(const JoinRoomRequest& request, VsCallback done);
+  absl::Status LeaveRoom(const RoomPresence& presence, VsCallback done);
+  absl::Status PingRoom(const RoomPresence& presence, VsCallback done);
+  absl::Status UpdateCredits(const UpdateCreditsRequest& request, VsCallback done);
+
+  // Waits until no request is pending or `deadline` passes. Returns whether
+  // everything completed.
+  bool Drain(absl::Time deadline);
+
+  VsClientStats stats() const;
+
+  // Removes the key from `text` (for messages that might echo it).
+  std::string Redact(std::string text) const;
+
+  // The exact body each function sends (field order as VS documents it).
+  static std::string JoinRoomBody(const JoinRoomRequest& request);
+  static std::string PresenceBody(VsFunction function, const RoomPresence& presence);
+  static std::string UpdateCreditsBody(const UpdateCreditsRequest& request);
+
+ private:
+  class EventLoop;
+  struct Request;
+
+  explicit VsClient(VsClientOptions options);
+  absl::Status Submit(VsFunction function, std::string body, VsCallback done);
+
+  const VsClientOptions options_;
+  std::unique_ptr<EventLoop> loop_;
+};
+
+}  // namespace presence::vs
+
+#endif  // PRESENCE_SERVER_VS_VS_CLIENT_H_

@@ -1,0 +1,43 @@
+#include "server/vs/vs_result.h"
+
+namespace presence::vs {
+
+const char* VsFunctionName(VsFunction function) {
+  switch (function) {
+    case VsFunction::kJoinRoom:
+      return "joinRoom";
+    case VsFunction::kLeaveRoom:
+      return "leaveRoom";
+    case VsFunction::kPingRoom:
+      return "pingRoom";
+    case VsFunction::kUpdateCredits:
+      return "updateCredits";
+  }
+  return "unknown";
+}
+
+const char* VsOutcomeName(VsOutcome outcome) {
+  switch (outcome) {
+    case VsOutcome::kAccepted:
+      return "accepted";
+    case VsOutcome::kRejected:
+      return "rejected";
+    case VsOutcome::kNotConnected:
+      return "not_connected";
+    case VsOutcome::kTransportError:
+      return "transport_error";
+    case VsOutcome::kTimeout:
+      return "timeout";
+    case VsOutcome::kHttpError:
+      return "http_error";
+    case VsOutcome::kProtocolError:
+      return "protocol_error";
+    case VsOutcome::kOverloaded:
+      return "overloaded";
+    case VsOutcome::kCancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
+}  // namespace presence::vs
