@@ -220,7 +220,7 @@ bool VsSimulator::WaitForCount(const std::string& function, int64_t n,
   absl::MutexLock lock(&mu_);
   auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = counts_.find(function);
-    return it != counts_.end() && it->second >= n;
+    return (it == counts_.end() ? 0 : it->second) >= n;
   };
   return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
 }

@@ -1,0 +1,153 @@
+// presence_server: the presence gateway.
+//
+// With no --vs_url it starts the built-in VS simulator on a loopback port, so
+// it runs with nothing else installed. SIGINT or SIGTERM drain it (leaves
+// sent, streams ended with UNAVAILABLE) within --drain_timeout; a second
+// signal exits at once.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/log/log.h"
+#include "server/presence_server.h"
+#include "server/vs_simulator/vs_simulator.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address, host:port.");
+ABSL_FLAG(std::string, vs_url, "",
+          "VS API base URL (http:// or https://). Empty: start the built-in VS simulator.");
+ABSL_FLAG(std::string, vs_key_file, "",
+          "File holding the VS partner key. Default: the VS_KEY environment variable.");
+ABSL_FLAG(absl::Duration, ping_interval, absl::Seconds(10), "pingRoom interval per session.");
+ABSL_FLAG(absl::Duration, vs_timeout, absl::Seconds(5), "Timeout of one VS request.");
+ABSL_FLAG(absl::Duration, vs_connect_timeout, absl::Seconds(2), "Timeout to connect to VS.");
+ABSL_FLAG(int, vs_max_connections, 64, "Keep-alive connections to VS at most.");
+ABSL_FLAG(absl::Duration, leave_retry_window, absl::Seconds(60),
+          "How long leaveRoom and updateCredits are retried while VS is down.");
+ABSL_FLAG(int64_t, max_sessions, 200000, "Open sessions at most; more get RESOURCE_EXHAUSTED.");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
+          "On SIGTERM/SIGINT, how long to wait for the leaves to reach VS.");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+ABSL_FLAG(bool, log_json, false, "Log one JSON object per line.");
+
+namespace {
+
+// The key never goes through a flag: flags show up in `ps`.
+absl::StatusOr<std::string> ReadKey(const std::string& key_file) {
+  if (!key_file.empty()) {
+    std::ifstream in(key_file);
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read --vs_key_file ", key_file));
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string key(absl::StripAsciiWhitespace(text.str()));
+    if (key.empty()) return absl::InvalidArgumentError("--vs_key_file is empty");
+    return key;
+  }
+  const char* env = std::getenv("VS_KEY");
+  if (env != nullptr && *env != '\0') return std::string(env);
+  return absl::NotFoundError("no VS key: set VS_KEY or --vs_key_file");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  // Debian's Abseil is built without NDEBUG; its deadlock detector would run
+  // on every lock of every session.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+
+  presence::log::Config log_config;
+  if (!presence::log::ParseLevel(absl::GetFlag(FLAGS_log_level), &log_config.min_level)) {
+    std::fprintf(stderr, "presence_server: unknown --log_level\n");
+    return 2;
+  }
+  log_config.json = absl::GetFlag(FLAGS_log_json);
+  presence::log::Configure(log_config);
+
+  // Signals are taken by a thread of their own (sigwait), never by handlers.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  presence::PresenceServerOptions options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.ping_interval = absl::GetFlag(FLAGS_ping_interval);
+  options.max_sessions = absl::GetFlag(FLAGS_max_sessions);
+  options.vs.request_timeout = absl::GetFlag(FLAGS_vs_timeout);
+  options.vs.connect_timeout = absl::GetFlag(FLAGS_vs_connect_timeout);
+  options.vs.max_connections = absl::GetFlag(FLAGS_vs_max_connections);
+  options.vs.retry.max_total = absl::GetFlag(FLAGS_leave_retry_window);
+
+  std::unique_ptr<presence::vs::VsSimulator> simulator;
+  options.vs.base_url = absl::GetFlag(FLAGS_vs_url);
+  if (options.vs.base_url.empty()) {
+    presence::vs::VsSimulatorOptions sim_options;
+    sim_options.record = false;
+    simulator = std::make_unique<presence::vs::VsSimulator>(sim_options);
+    if (absl::Status started = simulator->Start(); !started.ok()) {
+      presence::log::Error("simulator_failed", {{"error", started.ToString()}});
+      return 1;
+    }
+    options.vs.base_url = simulator->url();
+    options.vs.key = sim_options.key;
+    presence::log::Info("vs_simulator_started",
+                        {{"url", simulator->url()},
+                         {"note", "no --vs_url given: forwarding to the built-in VS simulator"}});
+  } else {
+    absl::StatusOr<std::string> key = ReadKey(absl::GetFlag(FLAGS_vs_key_file));
+    if (!key.ok()) {
+      presence::log::Error("config_error", {{"error", std::string(key.status().message())}});
+      return 2;
+    }
+    options.vs.key = *std::move(key);
+  }
+
+  absl::StatusOr<std::unique_ptr<presence::PresenceServer>> server =
+      presence::PresenceServer::Start(options);
+  if (!server.ok()) {
+    presence::log::Error("start_failed", {{"error", server.status().ToString()}});
+    return 1;
+  }
+  std::string listen = options.listen;
+  size_t colon = listen.rfind(':');
+  if (colon != std::string::npos) listen = listen.substr(0, colon);
+  presence::log::Info("listening", {{"address", absl::StrCat(listen, ":", (*server)->port())},
+                                    {"vs", options.vs.base_url},
+                                    {"ping_interval", absl::FormatDuration(options.ping_interval)}});
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  presence::log::Info("draining", {{"signal", absl::StrCat(signal_number)},
+                                   {"sessions", absl::StrCat((*server)->registry().joined())}});
+  // A second signal ends the process at once.
+  std::thread([signals]() mutable {
+    int second = 0;
+    sigwait(&signals, &second);
+    presence::log::Warning("exit_now", {{"signal", absl::StrCat(second)}});
+    _exit(1);
+  }).detach();
+  bool drained = (*server)->Shutdown(absl::Now() + absl::GetFlag(FLAGS_drain_timeout));
+  const auto& counters = (*server)->context().counters;
+  presence::log::Info("drained",
+                      {{"complete", drained ? "true" : "false"},
+                       {"leaves_sent", absl::StrCat(counters.leaves_sent.load())},
+                       {"leaves_accepted", absl::StrCat(counters.leaves_accepted.load())}});
+  server->reset();
+  if (simulator) simulator->Stop();
+  return 0;
+}

@@ -1,0 +1,81 @@
+#include "server/presence_server.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/service/session_reactor.h"
+
+namespace presence {
+
+absl::StatusOr<std::unique_ptr<PresenceServer>> PresenceServer::Start(
+    PresenceServerOptions options) {
+  if (options.ping_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("the ping interval must be positive");
+  }
+  if (options.max_sessions < 1) return absl::InvalidArgumentError("max_sessions must be >= 1");
+
+  std::unique_ptr<PresenceServer> server(new PresenceServer());
+  absl::StatusOr<std::unique_ptr<vs::VsClient>> vs = vs::VsClient::Create(options.vs);
+  if (!vs.ok()) return vs.status();
+  server->vs_ = *std::move(vs);
+  server->registry_ = std::make_unique<session::SessionRegistry>(options.max_sessions);
+  service::ServiceContext* context = &server->context_;
+  server->scheduler_ = std::make_unique<session::PingScheduler>(
+      options.ping_interval,
+      [context](const std::shared_ptr<session::PingTarget>& target, absl::Time /*scheduled*/) {
+        service::SessionReactor::SendPing(
+            context, std::static_pointer_cast<session::SessionCore>(target));
+      });
+  context->vs = server->vs_.get();
+  context->scheduler = server->scheduler_.get();
+  context->registry = server->registry_.get();
+  server->service_ = std::make_unique<service::PresenceService>(context);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.RegisterService(server->service_.get());
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_timeout)));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(options.min_client_ping_interval)));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("could not listen on ", options.listen));
+  }
+  server->server_->GetHealthCheckService()->SetServingStatus(true);
+  return server;
+}
+
+bool PresenceServer::Shutdown(absl::Time deadline) {
+  if (shut_down_) return true;
+  shut_down_ = true;
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  service_->BeginDrain();
+  // Streams that never joined, and any still open, are cancelled here; their
+  // reactors send their leaves as they end.
+  server_->Shutdown(absl::ToChronoTime(deadline));
+  server_->Wait();
+  return vs_->Drain(deadline);
+}
+
+PresenceServer::~PresenceServer() {
+  if (server_ != nullptr) Shutdown(absl::Now() + absl::Seconds(5));
+  // Order matters: nothing may call into the VS client or the scheduler once
+  // they are gone, so the gRPC server goes first.
+  server_.reset();
+  service_.reset();
+  scheduler_.reset();
+  vs_.reset();
+}
+
+}  // namespace presence

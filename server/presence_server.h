@@ -1,0 +1,76 @@
+#ifndef PRESENCE_SERVER_PRESENCE_SERVER_H_
+#define PRESENCE_SERVER_PRESENCE_SERVER_H_
+
+// PresenceServer wires the gateway together: the VS client, the ping
+// scheduler, the session registry and the gRPC server with PresenceService,
+// health and reflection. main.cc and the end-to-end tests both start it.
+//
+// Thread-safe.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "server/service/presence_service.h"
+#include "server/service/service_context.h"
+#include "server/session/ping_scheduler.h"
+#include "server/session/session_registry.h"
+#include "server/vs/vs_client.h"
+
+namespace presence {
+
+struct PresenceServerOptions {
+  // host:port; port 0 picks a free one (see PresenceServer::port()).
+  std::string listen = "127.0.0.1:50051";
+  absl::Duration ping_interval = absl::Seconds(10);
+  int64_t max_sessions = 200000;
+  vs::VsClientOptions vs;
+  // Server keepalive: ping an idle client every keepalive_time and drop it if
+  // no answer comes within keepalive_timeout. Clients may ping as often as
+  // every min_client_ping_interval.
+  absl::Duration keepalive_time = absl::Seconds(10);
+  absl::Duration keepalive_timeout = absl::Seconds(10);
+  absl::Duration min_client_ping_interval = absl::Seconds(5);
+  // Client messages are a few hundred bytes at most.
+  int max_receive_message_bytes = 16 * 1024;
+};
+
+class PresenceServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<PresenceServer>> Start(PresenceServerOptions options);
+
+  // Shuts down with a short deadline if Shutdown was not called.
+  ~PresenceServer();
+
+  int port() const { return port_; }
+
+  // The graceful drain: health turns NOT_SERVING, new sessions are refused
+  // with UNAVAILABLE, every session's leave is sent and its stream ended with
+  // UNAVAILABLE, and the VS client is given until `deadline` to deliver the
+  // leaves. Returns whether every VS request completed in time.
+  bool Shutdown(absl::Time deadline);
+
+  const service::ServiceContext& context() const { return context_; }
+  vs::VsClient& vs_client() { return *vs_; }
+  session::SessionRegistry& registry() { return *registry_; }
+  session::PingScheduler& scheduler() { return *scheduler_; }
+
+ private:
+  PresenceServer() = default;
+
+  int port_ = 0;
+  bool shut_down_ = false;
+  std::unique_ptr<vs::VsClient> vs_;
+  std::unique_ptr<session::SessionRegistry> registry_;
+  std::unique_ptr<session::PingScheduler> scheduler_;
+  service::ServiceContext context_;
+  std::unique_ptr<service::PresenceService> service_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace presence
+
+#endif  // PRESENCE_SERVER_PRESENCE_SERVER_H_

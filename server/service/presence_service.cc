@@ -1,0 +1,78 @@
+#include "server/service/presence_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "server/service/session_reactor.h"
+#include "server/service/status_conversion.h"
+
+namespace presence::service {
+
+grpc::ServerBidiReactor<presence::v1::SessionRequest, presence::v1::SessionResponse>*
+PresenceService::Session(grpc::CallbackServerContext* call) {
+  return new SessionReactor(context_, call);
+}
+
+grpc::ServerUnaryReactor* PresenceService::UpdateCredits(
+    grpc::CallbackServerContext* call, const presence::v1::UpdateCreditsRequest* request,
+    presence::v1::UpdateCreditsResponse* /*response*/) {
+  grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
+  if (request->customer_id() <= 0) {
+    reactor->Finish(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("customer_id must be > 0 (got ", request->customer_id(), ")")));
+    return reactor;
+  }
+  if (request->credits() < 0) {
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     absl::StrCat("credits must be >= 0 (got ", request->credits(), ")")));
+    return reactor;
+  }
+  ServiceContext* context = context_;
+  absl::Status taken = context_->vs->UpdateCredits(
+      vs::UpdateCreditsRequest{request->customer_id(), request->credits()},
+      [reactor, context](vs::VsResult result) {
+        if (result.accepted()) {
+          context->counters.credits_accepted.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          (result.outcome == vs::VsOutcome::kRejected ? context->counters.credits_rejected
+                                                      : context->counters.credits_failed)
+              .fetch_add(1, std::memory_order_relaxed);
+        }
+        reactor->Finish(ToGrpcStatus(result.status));
+      });
+  if (!taken.ok()) reactor->Finish(ToGrpcStatus(taken));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PresenceService::GetRoom(grpc::CallbackServerContext* call,
+                                                   const presence::v1::GetRoomRequest* request,
+                                                   presence::v1::GetRoomResponse* response) {
+  grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
+  if (request->performer_id() <= 0) {
+    reactor->Finish(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("performer_id must be > 0 (got ", request->performer_id(), ")")));
+    return reactor;
+  }
+  for (const auto& session : context_->registry->Room(request->performer_id())) {
+    const session::SessionIdentity& who = session->identity();
+    presence::v1::Viewer* viewer = response->add_viewers();
+    viewer->set_nickname(who.display_nickname);
+    if (who.customer_id.has_value()) viewer->set_customer_id(*who.customer_id);
+    viewer->set_registered(who.registered);
+    *viewer->mutable_joined_at() =
+        google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(who.joined_at));
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+void PresenceService::BeginDrain() {
+  context_->draining.store(true);
+  for (const auto& session : context_->registry->AllJoined()) {
+    session->WithReactor([](SessionReactor* reactor) { reactor->EndForDrain(); });
+  }
+}
+
+}  // namespace presence::service

@@ -1,0 +1,41 @@
+#ifndef PRESENCE_SERVER_SERVICE_PRESENCE_SERVICE_H_
+#define PRESENCE_SERVER_SERVICE_PRESENCE_SERVICE_H_
+
+// PresenceService implements presence.v1.Presence on gRPC's callback API:
+// Session streams (one SessionReactor each), UpdateCredits and GetRoom.
+//
+// Thread-safe.
+
+#include "grpcpp/grpcpp.h"
+#include "presence/v1/presence.grpc.pb.h"
+#include "server/service/service_context.h"
+
+namespace presence::service {
+
+class PresenceService final : public presence::v1::Presence::CallbackService {
+ public:
+  explicit PresenceService(ServiceContext* context) : context_(context) {}
+
+  grpc::ServerBidiReactor<presence::v1::SessionRequest, presence::v1::SessionResponse>* Session(
+      grpc::CallbackServerContext* call) override;
+
+  grpc::ServerUnaryReactor* UpdateCredits(grpc::CallbackServerContext* call,
+                                          const presence::v1::UpdateCreditsRequest* request,
+                                          presence::v1::UpdateCreditsResponse* response) override;
+
+  grpc::ServerUnaryReactor* GetRoom(grpc::CallbackServerContext* call,
+                                    const presence::v1::GetRoomRequest* request,
+                                    presence::v1::GetRoomResponse* response) override;
+
+  // Refuses new sessions from now on and ends every joined session with
+  // UNAVAILABLE, sending its leave. Sessions still joining end when VS
+  // answers; streams that never joined end when the gRPC server shuts down.
+  void BeginDrain();
+
+ private:
+  ServiceContext* const context_;
+};
+
+}  // namespace presence::service
+
+#endif  // PRESENCE_SERVER_SERVICE_PRESENCE_SERVICE_H_

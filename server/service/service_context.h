@@ -1,0 +1,50 @@
+#ifndef PRESENCE_SERVER_SERVICE_SERVICE_CONTEXT_H_
+#define PRESENCE_SERVER_SERVICE_SERVICE_CONTEXT_H_
+
+// What every session reactor shares: the VS client, the ping scheduler, the
+// registry, counters, and whether the server is draining.
+//
+// Thread-safe: the pointers are set once at start-up; the rest are atomics.
+
+#include <atomic>
+#include <cstdint>
+
+#include "server/metrics/histogram.h"
+#include "server/session/ping_scheduler.h"
+#include "server/session/session_registry.h"
+#include "server/vs/vs_client.h"
+
+namespace presence::service {
+
+// Monotonic counters for metrics and tests.
+struct ServiceCounters {
+  std::atomic<int64_t> sessions_started{0};
+  std::atomic<int64_t> sessions_refused_full{0};
+  std::atomic<int64_t> invalid_requests{0};
+  std::atomic<int64_t> joins_accepted{0};
+  std::atomic<int64_t> joins_rejected{0};
+  std::atomic<int64_t> joins_failed{0};
+  std::atomic<int64_t> leaves_sent{0};
+  std::atomic<int64_t> leaves_accepted{0};
+  std::atomic<int64_t> leaves_failed{0};
+  std::atomic<int64_t> pings_accepted{0};
+  std::atomic<int64_t> pings_rejected{0};
+  std::atomic<int64_t> pings_failed{0};
+  std::atomic<int64_t> credits_accepted{0};
+  std::atomic<int64_t> credits_rejected{0};
+  std::atomic<int64_t> credits_failed{0};
+};
+
+struct ServiceContext {
+  vs::VsClient* vs = nullptr;
+  session::PingScheduler* scheduler = nullptr;
+  session::SessionRegistry* registry = nullptr;
+  ServiceCounters counters;
+  // Time from joinRoom sent to its answer, as the gateway saw it.
+  metrics::LatencyHistogram join_latency;
+  std::atomic<bool> draining{false};
+};
+
+}  // namespace presence::service
+
+#endif  // PRESENCE_SERVER_SERVICE_SERVICE_CONTEXT_H_

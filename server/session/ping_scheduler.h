@@ -1,0 +1,111 @@
+#ifndef PRESENCE_SERVER_SESSION_PING_SCHEDULER_H_
+#define PRESENCE_SERVER_SESSION_PING_SCHEDULER_H_
+
+// PingScheduler keeps every session's next pingRoom on one timer heap, served
+// by one thread: no thread, timer or grpc::Alarm per session.
+//
+// Rules: the next ping is due one interval after the latest of the join, the
+// last ping's scheduled time and the last activity. A ping is rescheduled from
+// its scheduled time, not from when it completed, so pings do not drift. At
+// most one ping per session is in flight; a ping due while the previous one is
+// still out is skipped. Activity is an atomic store on the target: no heap
+// operation, no allocation, no lock.
+//
+// Thread-safe. The send function runs on the scheduler thread and must not
+// block.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <queue>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/metrics/histogram.h"
+
+namespace presence::session {
+
+// What the scheduler pings. Sessions derive from it.
+class PingTarget {
+ public:
+  virtual ~PingTarget() = default;
+
+  void RecordActivity(absl::Time at) {
+    last_activity_ns_.store(absl::ToUnixNanos(at), std::memory_order_relaxed);
+  }
+  absl::Time last_activity() const {
+    return absl::FromUnixNanos(last_activity_ns_.load(std::memory_order_relaxed));
+  }
+
+  // After Close the scheduler drops the target at its next due time.
+  void Close() { closed_.store(true, std::memory_order_release); }
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+
+  // Marks a ping in flight; false when one already is.
+  bool TryStartPing() { return !ping_in_flight_.exchange(true, std::memory_order_acq_rel); }
+  void PingDone() { ping_in_flight_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<int64_t> last_activity_ns_{INT64_MIN};
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> ping_in_flight_{false};
+};
+
+struct PingSchedulerStats {
+  int64_t scheduled = 0;           // Targets added.
+  int64_t pings_sent = 0;
+  int64_t skipped_for_activity = 0;
+  int64_t skipped_in_flight = 0;
+  int64_t queued = 0;              // Heap entries, closed targets included.
+};
+
+class PingScheduler {
+ public:
+  // Called with the target and the ping's scheduled time.
+  using SendFn = std::function<void(const std::shared_ptr<PingTarget>&, absl::Time scheduled)>;
+
+  PingScheduler(absl::Duration interval, SendFn send);
+  ~PingScheduler();  // Stops the thread; pending pings are dropped.
+
+  PingScheduler(const PingScheduler&) = delete;
+  PingScheduler& operator=(const PingScheduler&) = delete;
+
+  // Schedules `target`'s first ping one interval after `joined_at`.
+  void Add(std::shared_ptr<PingTarget> target, absl::Time joined_at);
+
+  absl::Duration interval() const { return interval_; }
+  PingSchedulerStats stats() const;
+  // Sent minus scheduled time of every ping sent.
+  const metrics::LatencyHistogram& lateness() const { return lateness_; }
+
+ private:
+  struct Entry {
+    absl::Time due;
+    std::shared_ptr<PingTarget> target;
+    bool operator>(const Entry& other) const { return due > other.due; }
+  };
+
+  void Run();
+
+  const absl::Duration interval_;
+  const SendFn send_;
+
+  mutable absl::Mutex mu_;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  std::atomic<int64_t> scheduled_{0};
+  std::atomic<int64_t> sent_{0};
+  std::atomic<int64_t> skipped_activity_{0};
+  std::atomic<int64_t> skipped_in_flight_{0};
+  metrics::LatencyHistogram lateness_;
+  std::thread thread_;
+};
+
+}  // namespace presence::session
+
+#endif  // PRESENCE_SERVER_SESSION_PING_SCHEDULER_H_

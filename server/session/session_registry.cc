@@ -1,0 +1,67 @@
+#include "server/session/session_registry.h"
+
+#include <algorithm>
+
+namespace presence::session {
+
+bool SessionRegistry::TryOpen() {
+  int64_t now = open_.fetch_add(1, std::memory_order_relaxed);
+  if (now >= max_sessions_) {
+    open_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void SessionRegistry::Close() { open_.fetch_sub(1, std::memory_order_relaxed); }
+
+void SessionRegistry::AddJoined(std::shared_ptr<SessionCore> session) {
+  Shard& shard = ShardFor(session->identity().performer_id);
+  absl::MutexLock lock(&shard.mu);
+  const SessionCore* key = session.get();
+  if (shard.rooms[session->identity().performer_id].emplace(key, std::move(session)).second) {
+    joined_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void SessionRegistry::RemoveJoined(const SessionCore& session) {
+  int64_t performer_id = session.identity().performer_id;
+  Shard& shard = ShardFor(performer_id);
+  absl::MutexLock lock(&shard.mu);
+  auto room = shard.rooms.find(performer_id);
+  if (room == shard.rooms.end()) return;
+  if (room->second.erase(&session) > 0) joined_.fetch_sub(1, std::memory_order_relaxed);
+  if (room->second.empty()) shard.rooms.erase(room);
+}
+
+std::vector<std::shared_ptr<SessionCore>> SessionRegistry::Room(int64_t performer_id) const {
+  std::vector<std::shared_ptr<SessionCore>> out;
+  {
+    Shard& shard = ShardFor(performer_id);
+    absl::MutexLock lock(&shard.mu);
+    auto room = shard.rooms.find(performer_id);
+    if (room == shard.rooms.end()) return out;
+    out.reserve(room->second.size());
+    for (const auto& [key, session] : room->second) out.push_back(session);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    if (a->identity().joined_at != b->identity().joined_at) {
+      return a->identity().joined_at < b->identity().joined_at;
+    }
+    return a->id() < b->id();
+  });
+  return out;
+}
+
+std::vector<std::shared_ptr<SessionCore>> SessionRegistry::AllJoined() const {
+  std::vector<std::shared_ptr<SessionCore>> out;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (const auto& [performer, room] : shard.rooms) {
+      for (const auto& [key, session] : room) out.push_back(session);
+    }
+  }
+  return out;
+}
+
+}  // namespace presence::session

@@ -1,0 +1,567 @@
+// End-to-end: a real PresenceServer on loopback, forwarding to a real VS
+// simulator, driven by a real gRPC client. Every rule of the Session contract,
+// each leave path, and VS faults during join, ping, leave and credits.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "presence/v1/presence.grpc.pb.h"
+#include "server/presence_server.h"
+#include "server/vs_simulator/vs_simulator.h"
+
+namespace presence {
+namespace {
+
+using presence::v1::Presence;
+using presence::v1::SessionRequest;
+using presence::v1::SessionResponse;
+using Stream = grpc::ClientReaderWriter<SessionRequest, SessionResponse>;
+
+constexpr absl::Duration kPing = absl::Milliseconds(200);
+
+SessionRequest JoinRequest(int64_t performer = 42, const std::string& nickname = "bob",
+                           std::optional<int64_t> customer = 7, bool registered = true) {
+  SessionRequest req;
+  v1::Join* join = req.mutable_join();
+  join->set_performer_id(performer);
+  join->set_nickname(nickname);
+  if (customer.has_value()) join->set_customer_id(*customer);
+  join->set_ip_address("203.0.113.5");
+  join->set_registered(registered);
+  join->set_credits(100);
+  return req;
+}
+
+// One client stream and its context.
+struct Viewer {
+  std::unique_ptr<grpc::ClientContext> context = std::make_unique<grpc::ClientContext>();
+  std::unique_ptr<Stream> stream;
+};
+
+class SessionE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+    vs::VsSimulatorOptions sim_options;
+    sim_options.threads = 64;
+    sim_options.keep_alive_timeout_seconds = 1;
+    sim_ = std::make_unique<vs::VsSimulator>(sim_options);
+    ASSERT_TRUE(sim_->Start().ok());
+    StartServer(Options());
+  }
+
+  void TearDown() override {
+    server_.reset();
+    sim_.reset();
+  }
+
+  PresenceServerOptions Options() {
+    PresenceServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.ping_interval = kPing;
+    options.vs.base_url = sim_->url();
+    options.vs.key = "simulator-key";
+    options.vs.request_timeout = absl::Seconds(2);
+    options.vs.retry.initial_backoff = absl::Milliseconds(20);
+    options.vs.retry.max_backoff = absl::Milliseconds(200);
+    options.vs.retry.max_total = absl::Seconds(20);
+    return options;
+  }
+
+  void StartServer(PresenceServerOptions options) {
+    server_.reset();
+    absl::StatusOr<std::unique_ptr<PresenceServer>> server = PresenceServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = Presence::NewStub(channel_);
+  }
+
+  Viewer Open() {
+    Viewer v;
+    v.stream = stub_->Session(v.context.get());
+    return v;
+  }
+
+  // Opens a stream, joins, and expects Joined.
+  Viewer Joined(const SessionRequest& join = JoinRequest(), SessionResponse* joined = nullptr) {
+    Viewer v = Open();
+    EXPECT_TRUE(v.stream->Write(join));
+    SessionResponse resp;
+    EXPECT_TRUE(v.stream->Read(&resp));
+    EXPECT_EQ(resp.event_case(), SessionResponse::kJoined) << resp.DebugString();
+    if (joined != nullptr) *joined = resp;
+    return v;
+  }
+
+  // Writes `first` and returns the final status of a stream that must end.
+  grpc::Status Rejected(const SessionRequest& first) {
+    Viewer v = Open();
+    v.stream->Write(first);
+    v.stream->WritesDone();
+    SessionResponse resp;
+    while (v.stream->Read(&resp)) {
+    }
+    return v.stream->Finish();
+  }
+
+  // The stream ends with `leave`: expects Left, then OK.
+  void LeaveCleanly(Viewer& v) {
+    SessionRequest leave;
+    leave.mutable_leave();
+    ASSERT_TRUE(v.stream->Write(leave));
+    SessionResponse resp;
+    ASSERT_TRUE(v.stream->Read(&resp));
+    EXPECT_EQ(resp.event_case(), SessionResponse::kLeft);
+    EXPECT_FALSE(v.stream->Read(&resp));
+    grpc::Status status = v.stream->Finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
+
+  // Waits until the simulator has seen exactly `n` calls of `function`, and
+  // that it stays so for a little while (no duplicates trickling in).
+  void ExpectCount(const std::string& function, int64_t n) {
+    sim_->WaitForCount(function, n, absl::Seconds(10));
+    absl::SleepFor(absl::Milliseconds(100));
+    EXPECT_EQ(sim_->Count(function), n) << function;
+  }
+
+  std::unique_ptr<vs::VsSimulator> sim_;
+  std::unique_ptr<PresenceServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<Presence::Stub> stub_;
+};
+
+TEST_F(SessionE2eTest, JoinRepliesWithVsDisplayNicknameAndSessionId) {
+  SessionResponse joined;
+  Viewer v = Joined(JoinRequest(), &joined);
+  EXPECT_EQ(joined.joined().nickname(), "bob_1000");
+  EXPECT_EQ(joined.joined().session_id().size(), 16u);
+  std::vector<vs::RecordedRequest> joins = sim_->Requests("joinRoom");
+  ASSERT_EQ(joins.size(), 1u);
+  EXPECT_EQ(joins[0].body,
+            "function=joinRoom&performerId=42&nickname=bob&customerId=7&ipAddress=203.0.113.5"
+            "&registered=1&credits=100");
+  LeaveCleanly(v);
+}
+
+TEST_F(SessionE2eTest, FirstMessageMustBeJoin) {
+  SessionRequest activity;
+  activity.mutable_activity();
+  grpc::Status status = Rejected(activity);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "the first message must be join, got activity");
+  EXPECT_EQ(sim_->Requests().size(), 0u);
+  EXPECT_EQ(Rejected(SessionRequest()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(SessionE2eTest, EachValidationRuleFailsNamingTheFieldAndSendsNothing) {
+  struct Case {
+    std::function<void(v1::Join*)> breaks;
+    std::string field;
+  };
+  std::vector<Case> cases = {
+      {[](v1::Join* j) { j->set_performer_id(0); }, "join.performer_id"},
+      {[](v1::Join* j) { j->set_nickname(""); }, "join.nickname"},
+      {[](v1::Join* j) { j->set_nickname(std::string(65, 'a')); }, "join.nickname"},
+      // Not UTF-8: protobuf itself refuses to parse it on the server.
+      {[](v1::Join* j) { j->set_nickname("bad\xff"); }, "UTF-8"},
+      {[](v1::Join* j) { j->set_nickname("a\nb"); }, "join.nickname"},
+      {[](v1::Join* j) { j->set_ip_address("not-an-ip"); }, "join.ip_address"},
+      {[](v1::Join* j) { j->set_credits(-1); }, "join.credits"},
+      {[](v1::Join* j) { j->set_customer_id(-5); }, "join.customer_id"},
+      {[](v1::Join* j) { j->clear_customer_id(); }, "join.registered"},
+  };
+  for (const Case& c : cases) {
+    SessionRequest req = JoinRequest();
+    c.breaks(req.mutable_join());
+    grpc::Status status = Rejected(req);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.field;
+    EXPECT_NE(status.error_message().find(c.field), std::string::npos)
+        << c.field << ": " << status.error_message();
+  }
+  EXPECT_EQ(sim_->Requests().size(), 0u);
+}
+
+TEST_F(SessionE2eTest, SecondJoinIsInvalidAndTheFirstIsLeft) {
+  Viewer v = Joined();
+  ASSERT_TRUE(v.stream->Write(JoinRequest()));
+  SessionResponse resp;
+  while (v.stream->Read(&resp)) {
+  }
+  grpc::Status status = v.stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "join was already received on this stream");
+  ExpectCount("joinRoom", 1);
+  ExpectCount("leaveRoom", 1);
+}
+
+TEST_F(SessionE2eTest, VsRefusingTheJoinIsFailedPreconditionWithItsMessage) {
+  vs::FaultRule rule;
+  rule.function = "joinRoom";
+  rule.reject = true;
+  rule.message = "performer is offline";
+  sim_->AddFault(rule);
+  grpc::Status status = Rejected(JoinRequest());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(status.error_message(), "performer is offline");
+  ExpectCount("leaveRoom", 0);
+}
+
+TEST_F(SessionE2eTest, VsFailingTheJoinIsUnavailable) {
+  vs::FaultRule rule;
+  rule.function = "joinRoom";
+  rule.http_status = 500;
+  sim_->AddFault(rule);
+  grpc::Status status = Rejected(JoinRequest());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(status.error_message().find("HTTP 500"), std::string::npos) << status.error_message();
+  ExpectCount("leaveRoom", 0);
+
+  sim_->ClearFaults();
+  vs::FaultRule garbage;
+  garbage.function = "joinRoom";
+  garbage.garbage = true;
+  sim_->AddFault(garbage);
+  EXPECT_EQ(Rejected(JoinRequest()).error_code(), grpc::StatusCode::UNAVAILABLE);
+
+  sim_->Stop();
+  EXPECT_EQ(Rejected(JoinRequest()).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(SessionE2eTest, JoinWithUnknownOutcomeGetsABestEffortLeave) {
+  PresenceServerOptions options = Options();
+  options.vs.request_timeout = absl::Milliseconds(300);
+  StartServer(options);
+  vs::FaultRule slow;
+  slow.function = "joinRoom";
+  slow.latency = absl::Milliseconds(600);
+  sim_->AddFault(slow);
+  grpc::Status status = Rejected(JoinRequest());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  ExpectCount("leaveRoom", 1);
+  EXPECT_EQ(sim_->Requests("leaveRoom")[0].Field("nickname"), "bob");
+}
+
+TEST_F(SessionE2eTest, PingsEveryIntervalWithTheDisplayNickname) {
+  Viewer v = Joined();
+  absl::SleepFor(kPing * 5.5);
+  int64_t pings = sim_->Count("pingRoom");
+  EXPECT_GE(pings, 4);
+  EXPECT_LE(pings, 6);
+  for (const vs::RecordedRequest& r : sim_->Requests("pingRoom")) {
+    EXPECT_EQ(r.body, "function=pingRoom&performerId=42&customerId=7&nickname=bob_1000");
+  }
+  LeaveCleanly(v);
+  int64_t after = sim_->Count("pingRoom");
+  absl::SleepFor(kPing * 2);
+  EXPECT_EQ(sim_->Count("pingRoom"), after);
+}
+
+TEST_F(SessionE2eTest, ActivitySkipsPings) {
+  Viewer v = Joined();
+  SessionRequest activity;
+  activity.mutable_activity()->set_kind(v1::ACTIVITY_KIND_CHAT);
+  absl::Time end = absl::Now() + kPing * 5;
+  while (absl::Now() < end) {
+    ASSERT_TRUE(v.stream->Write(activity));
+    absl::SleepFor(kPing / 4);
+  }
+  EXPECT_EQ(sim_->Count("pingRoom"), 0);
+  EXPECT_GE(server_->scheduler().stats().skipped_for_activity, 3);
+  absl::SleepFor(kPing * 2.5);  // Quiet again: pings resume.
+  EXPECT_GE(sim_->Count("pingRoom"), 1);
+  LeaveCleanly(v);
+}
+
+TEST_F(SessionE2eTest, FailedPingsSendNoticesAndTheSessionStays) {
+  Viewer v = Joined();
+  vs::FaultRule reject;
+  reject.function = "pingRoom";
+  reject.reject = true;
+  reject.message = "no such customer";
+  reject.times = 1;
+  sim_->AddFault(reject);
+  SessionResponse resp;
+  ASSERT_TRUE(v.stream->Read(&resp));
+  ASSERT_EQ(resp.event_case(), SessionResponse::kNotice);
+  EXPECT_EQ(resp.notice().kind(), v1::NOTICE_KIND_PING_REJECTED);
+  EXPECT_EQ(resp.notice().message(), "no such customer");
+
+  vs::FaultRule down;
+  down.function = "pingRoom";
+  down.http_status = 503;
+  down.times = 1;
+  sim_->AddFault(down);
+  ASSERT_TRUE(v.stream->Read(&resp));
+  ASSERT_EQ(resp.event_case(), SessionResponse::kNotice);
+  EXPECT_EQ(resp.notice().kind(), v1::NOTICE_KIND_UPSTREAM_UNAVAILABLE);
+  EXPECT_NE(resp.notice().message().find("HTTP 503"), std::string::npos);
+
+  int64_t before = sim_->Count("pingRoom");
+  sim_->WaitForCount("pingRoom", before + 1, absl::Seconds(5));
+  LeaveCleanly(v);
+  ExpectCount("leaveRoom", 1);
+}
+
+TEST_F(SessionE2eTest, CreditsForARegisteredCustomerReachVs) {
+  Viewer v = Joined();
+  SessionRequest credits;
+  credits.mutable_credits()->set_credits(250);
+  ASSERT_TRUE(v.stream->Write(credits));
+  SessionResponse resp;
+  ASSERT_TRUE(v.stream->Read(&resp));
+  ASSERT_EQ(resp.event_case(), SessionResponse::kCreditsUpdated);
+  EXPECT_TRUE(resp.credits_updated().success());
+  std::vector<vs::RecordedRequest> sent = sim_->Requests("updateCredits");
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].body, "function=updateCredits&customerId=7&credits=250");
+
+  vs::FaultRule reject;
+  reject.function = "updateCredits";
+  reject.reject = true;
+  reject.message = "balance too high";
+  sim_->AddFault(reject);
+  ASSERT_TRUE(v.stream->Write(credits));
+  ASSERT_TRUE(v.stream->Read(&resp));
+  EXPECT_FALSE(resp.credits_updated().success());
+  EXPECT_EQ(resp.credits_updated().message(), "balance too high");
+
+  credits.mutable_credits()->set_credits(-1);
+  ASSERT_TRUE(v.stream->Write(credits));
+  ASSERT_TRUE(v.stream->Read(&resp));
+  EXPECT_FALSE(resp.credits_updated().success());
+  EXPECT_EQ(resp.credits_updated().message(), "credits must be >= 0 (got -1)");
+  EXPECT_EQ(sim_->Count("updateCredits"), 2);
+  LeaveCleanly(v);
+}
+
+TEST_F(SessionE2eTest, CreditsForAGuestAreRefusedWithoutAVsCall) {
+  Viewer v = Joined(JoinRequest(42, "guest", std::nullopt, false));
+  SessionRequest credits;
+  credits.mutable_credits()->set_credits(5);
+  ASSERT_TRUE(v.stream->Write(credits));
+  SessionResponse resp;
+  ASSERT_TRUE(v.stream->Read(&resp));
+  EXPECT_FALSE(resp.credits_updated().success());
+  EXPECT_EQ(resp.credits_updated().message(), "credits updates are only for registered customers");
+  EXPECT_EQ(sim_->Count("updateCredits"), 0);
+  LeaveCleanly(v);
+}
+
+TEST_F(SessionE2eTest, LeaveSendsExactlyOneLeaveWithTheDisplayNickname) {
+  Viewer v = Joined();
+  LeaveCleanly(v);
+  ExpectCount("leaveRoom", 1);
+  EXPECT_EQ(sim_->Requests("leaveRoom")[0].body,
+            "function=leaveRoom&performerId=42&customerId=7&nickname=bob_1000");
+}
+
+TEST_F(SessionE2eTest, HalfCloseLeaves) {
+  Viewer v = Joined();
+  ASSERT_TRUE(v.stream->WritesDone());
+  SessionResponse resp;
+  ASSERT_TRUE(v.stream->Read(&resp));
+  EXPECT_EQ(resp.event_case(), SessionResponse::kLeft);
+  EXPECT_TRUE(v.stream->Finish().ok());
+  ExpectCount("leaveRoom", 1);
+}
+
+TEST_F(SessionE2eTest, CancelLeaves) {
+  Viewer v = Joined();
+  v.context->TryCancel();
+  EXPECT_EQ(v.stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  ExpectCount("leaveRoom", 1);
+}
+
+TEST_F(SessionE2eTest, DeadlineLeaves) {
+  Viewer v;
+  v.context->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  v.stream = stub_->Session(v.context.get());
+  ASSERT_TRUE(v.stream->Write(JoinRequest()));
+  SessionResponse resp;
+  ASSERT_TRUE(v.stream->Read(&resp));
+  while (v.stream->Read(&resp)) {
+  }
+  EXPECT_EQ(v.stream->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  ExpectCount("leaveRoom", 1);
+}
+
+TEST_F(SessionE2eTest, CancelDuringASlowJoinStillLeavesOnce) {
+  vs::FaultRule slow;
+  slow.function = "joinRoom";
+  slow.latency = absl::Milliseconds(500);
+  sim_->AddFault(slow);
+  Viewer v = Open();
+  ASSERT_TRUE(v.stream->Write(JoinRequest()));
+  absl::SleepFor(absl::Milliseconds(100));
+  v.context->TryCancel();
+  v.stream->Finish();
+  ExpectCount("joinRoom", 1);
+  ExpectCount("leaveRoom", 1);
+  EXPECT_EQ(sim_->Requests("leaveRoom")[0].Field("nickname"), "bob_1000");
+}
+
+TEST_F(SessionE2eTest, LeaveIsDeliveredAfterVsComesBack) {
+  Viewer v = Joined();
+  sim_->Stop();
+  LeaveCleanly(v);
+  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_TRUE(sim_->Start().ok());
+  ExpectCount("leaveRoom", 1);
+}
+
+TEST_F(SessionE2eTest, ShutdownLeavesEverySessionAndEndsStreamsUnavailable) {
+  std::vector<Viewer> viewers;
+  for (int i = 0; i < 20; ++i) viewers.push_back(Joined(JoinRequest(1 + i % 3, absl::StrCat("v", i))));
+  EXPECT_TRUE(server_->Shutdown(absl::Now() + absl::Seconds(10)));
+  EXPECT_EQ(sim_->Count("leaveRoom"), 20);
+  for (Viewer& v : viewers) {
+    SessionResponse resp;
+    while (v.stream->Read(&resp)) {
+    }
+    EXPECT_EQ(v.stream->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+}
+
+TEST_F(SessionE2eTest, MaxSessionsRefusesWithResourceExhausted) {
+  PresenceServerOptions options = Options();
+  options.max_sessions = 2;
+  StartServer(options);
+  Viewer a = Joined();
+  Viewer b = Joined(JoinRequest(42, "carol"));
+  grpc::Status status = Rejected(JoinRequest(42, "dave"));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(status.error_message().find("maximum of 2"), std::string::npos);
+  LeaveCleanly(a);
+  absl::SleepFor(absl::Milliseconds(100));
+  Viewer c = Joined(JoinRequest(42, "erin"));
+  LeaveCleanly(b);
+  LeaveCleanly(c);
+  ExpectCount("joinRoom", 3);
+}
+
+TEST_F(SessionE2eTest, GetRoomListsWhoIsPresent) {
+  Viewer a = Joined(JoinRequest(5, "alice", 11, true));
+  Viewer b = Joined(JoinRequest(5, "guest", std::nullopt, false));
+  Viewer c = Joined(JoinRequest(6, "other", 12, true));
+  grpc::ClientContext ctx;
+  v1::GetRoomRequest req;
+  req.set_performer_id(5);
+  v1::GetRoomResponse resp;
+  ASSERT_TRUE(stub_->GetRoom(&ctx, req, &resp).ok());
+  ASSERT_EQ(resp.viewers_size(), 2);
+  EXPECT_EQ(resp.viewers(0).nickname(), "alice_1000");
+  EXPECT_EQ(resp.viewers(0).customer_id(), 11);
+  EXPECT_TRUE(resp.viewers(0).registered());
+  EXPECT_EQ(resp.viewers(1).nickname(), "guest_1001");
+  EXPECT_FALSE(resp.viewers(1).has_customer_id());
+  EXPECT_GT(resp.viewers(0).joined_at().seconds(), 1700000000);
+  LeaveCleanly(a);
+  grpc::ClientContext ctx2;
+  resp.Clear();
+  ASSERT_TRUE(stub_->GetRoom(&ctx2, req, &resp).ok());
+  EXPECT_EQ(resp.viewers_size(), 1);
+  grpc::ClientContext ctx3;
+  req.set_performer_id(0);
+  EXPECT_EQ(stub_->GetRoom(&ctx3, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  LeaveCleanly(b);
+  LeaveCleanly(c);
+}
+
+TEST_F(SessionE2eTest, UnaryUpdateCredits) {
+  v1::UpdateCreditsRequest req;
+  req.set_customer_id(7);
+  req.set_credits(30);
+  v1::UpdateCreditsResponse resp;
+  {
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(stub_->UpdateCredits(&ctx, req, &resp).ok());
+    EXPECT_EQ(sim_->Requests("updateCredits")[0].body,
+              "function=updateCredits&customerId=7&credits=30");
+  }
+  {
+    vs::FaultRule reject;
+    reject.function = "updateCredits";
+    reject.reject = true;
+    reject.message = "unknown customer";
+    reject.times = 1;
+    sim_->AddFault(reject);
+    grpc::ClientContext ctx;
+    grpc::Status status = stub_->UpdateCredits(&ctx, req, &resp);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(status.error_message(), "unknown customer");
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::UpdateCreditsRequest bad;
+    bad.set_customer_id(0);
+    EXPECT_EQ(stub_->UpdateCredits(&ctx, bad, &resp).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  {
+    PresenceServerOptions options = Options();
+    options.vs.retry.max_total = absl::Milliseconds(200);
+    StartServer(options);
+    sim_->Stop();
+    grpc::ClientContext ctx;
+    EXPECT_EQ(stub_->UpdateCredits(&ctx, req, &resp).error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+}
+
+TEST_F(SessionE2eTest, HundredsOfConcurrentSessionsBalanceJoinsAndLeaves) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 40;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this, t] {
+      std::vector<Viewer> viewers;
+      for (int i = 0; i < kPerThread; ++i) {
+        viewers.push_back(Joined(JoinRequest(100 + t, absl::StrCat("t", t, "v", i), t * 1000 + i + 1)));
+      }
+      for (int i = 0; i < kPerThread; ++i) {
+        Viewer& v = viewers[i];
+        switch (i % 3) {
+          case 0:
+            LeaveCleanly(v);
+            break;
+          case 1: {
+            v.stream->WritesDone();
+            SessionResponse resp;
+            while (v.stream->Read(&resp)) {
+            }
+            EXPECT_TRUE(v.stream->Finish().ok());
+            break;
+          }
+          case 2:
+            v.context->TryCancel();
+            v.stream->Finish();
+            break;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ExpectCount("joinRoom", kThreads * kPerThread);
+  ExpectCount("leaveRoom", kThreads * kPerThread);
+  // Every join's display nickname left exactly once.
+  std::map<std::string, int> left;
+  for (const auto& r : sim_->Requests("leaveRoom")) ++left[*r.Field("nickname")];
+  EXPECT_EQ(left.size(), static_cast<size_t>(kThreads * kPerThread));
+  for (const auto& [nick, n] : left) EXPECT_EQ(n, 1) << nick;
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(server_->registry().open(), 0);
+  EXPECT_EQ(server_->registry().joined(), 0);
+}
+
+}  // namespace
+}  // namespace presence
