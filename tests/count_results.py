@@ -32,10 +32,13 @@ def cases_in(xml_path):
     return passed, failed
 
 
-def main():
-    bep_path, testlogs = sys.argv[1], sys.argv[2]
+def count_run(bep_path, testlogs, prefix):
+    """Counts one `bazel test` run; returns (passed, failed)."""
     configured = set()
     outcome = {}
+    if not os.path.exists(bep_path):
+        print("%sno build events: the run did not start" % prefix)
+        return 0, 1
     with open(bep_path) as f:
         for line in f:
             event = json.loads(line)
@@ -62,8 +65,19 @@ def main():
             failed += counted[1]
         else:
             failed += 1
-        print("%-60s %s" % (label, status))
+        print("%-60s %s" % (prefix + label, status))
+    return passed, failed
 
+
+def main():
+    args = sys.argv[1:]
+    if not args or len(args) % 3:
+        sys.exit("usage: count_results.py BEP_JSON TESTLOGS PREFIX [BEP_JSON TESTLOGS PREFIX ...]")
+    passed = failed = 0
+    for i in range(0, len(args), 3):
+        p, f = count_run(args[i], args[i + 1], args[i + 2])
+        passed += p
+        failed += f
     print("%d passed, %d failed" % (passed, failed))
     return 0 if failed == 0 and passed > 0 else 1
 
