@@ -1,0 +1,49 @@
+"""Holds one viewer's presence until Ctrl-C, which leaves cleanly.
+
+    /usr/bin/python3 viewer_example.py --server 127.0.0.1:50051 --performer 42 \
+        --nickname bob --ip 203.0.113.5 [--customer 7 --credits 100]
+"""
+
+import argparse
+import signal
+import sys
+import threading
+
+from presence_client import PresenceError, ViewerSession
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--server", default="127.0.0.1:50051")
+    parser.add_argument("--performer", type=int, required=True)
+    parser.add_argument("--nickname", required=True)
+    parser.add_argument("--customer", type=int, default=None)
+    parser.add_argument("--ip", required=True)
+    parser.add_argument("--credits", type=int, default=0)
+    args = parser.parse_args()
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def notice(n):
+        print("notice: %s %s" % (n.kind, n.message), flush=True)
+
+    viewer = ViewerSession(args.server, performer_id=args.performer, nickname=args.nickname,
+                           ip_address=args.ip, customer_id=args.customer,
+                           registered=args.customer is not None, credits=args.credits,
+                           on_notice=notice)
+    try:
+        nickname = viewer.open()
+    except PresenceError as err:
+        print("join failed: %s" % err, file=sys.stderr, flush=True)
+        return 1
+    print("joined as %s (session %s)" % (nickname, viewer.session_id), flush=True)
+    stop.wait()
+    viewer.close()
+    print("left", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Starts the real VS simulator and presence_server for client tests.
+
+Both are Bazel-built binaries passed in as runfiles. The simulator prints its
+URL on stdout; the server logs "listening address=HOST:PORT" on stderr. The
+simulator's control API tells tests what VS saw.
+"""
+
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+import urllib.request
+
+
+def runfile(path):
+    base = os.environ.get("RUNFILES_DIR") or os.path.join(os.getcwd(), "..")
+    for candidate in (os.path.join(base, "presence_gateway", path), os.path.join(base, path), path):
+        if os.path.exists(candidate):
+            return candidate
+    raise FileNotFoundError(path)
+
+
+class Gateway:
+    """A VS simulator and a presence_server in front of it, on loopback."""
+
+    def __init__(self, ping_interval="300ms", extra_flags=()):
+        self.sim = subprocess.Popen(
+            [runfile("server/vs_simulator/vs_simulator_main"), "--port=0", "--key=client-test-key"],
+            stdout=subprocess.PIPE, text=True)
+        line = self.sim.stdout.readline()
+        match = re.search(r"listening on (http://\S+)", line)
+        if not match:
+            self.sim.kill()
+            raise RuntimeError("simulator did not start: %r" % line)
+        self.sim_url = match.group(1)
+        env = dict(os.environ, VS_KEY="client-test-key")
+        self.server = subprocess.Popen(
+            [runfile("server/presence_server"), "--listen=127.0.0.1:0",
+             "--vs_url=" + self.sim_url, "--ping_interval=" + ping_interval] + list(extra_flags),
+            stderr=subprocess.PIPE, text=True, env=env)
+        self.log = []
+        self.address = None
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            line = self.server.stderr.readline()
+            if not line:
+                break
+            self.log.append(line)
+            match = re.search(r"listening address=(\S+)", line)
+            if match:
+                self.address = match.group(1)
+                break
+        if not self.address:
+            self.stop()
+            raise RuntimeError("presence_server did not start:\n" + "".join(self.log))
+        threading.Thread(target=self._drain_log, daemon=True).start()
+
+    def _drain_log(self):
+        for line in self.server.stderr:
+            self.log.append(line)
+
+    def counts(self):
+        with urllib.request.urlopen(self.sim_url + "/_sim/counts", timeout=5) as r:
+            return json.load(r)
+
+    def requests(self, function=None):
+        with urllib.request.urlopen(self.sim_url + "/_sim/requests", timeout=5) as r:
+            rows = [json.loads(line) for line in r.read().decode().splitlines() if line]
+        return [row for row in rows if function is None or row["function"] == function]
+
+    def wait_count(self, function, n, timeout=10.0):
+        """Waits until VS saw `n` calls of `function`; then checks it stays `n`."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.counts()[function] < n:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        return self.counts()[function]
+
+    def stop(self):
+        for proc in (self.server, self.sim):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=25)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.sim.stdout.close()
+        self.server.stderr.close()
