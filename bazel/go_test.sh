@@ -2,7 +2,7 @@
 # Runs `go test` in GOPATH mode (Debian's Go has no module proxy here) over a
 # GOPATH assembled from Bazel-built files.
 #
-#   go_test.sh PACKAGE [IMPORT_DIR=FILE ...] [-- GO_TEST_FLAGS...]
+#   go_test.sh PACKAGE [IMPORT_DIR=FILE ...] [@ENV_NAME=FILE ...] [-- GO_TEST_FLAGS...]
 #
 # Each IMPORT_DIR=FILE places FILE (a runfiles path) at $GOPATH/src/IMPORT_DIR.
 # Debian's Go libraries (grpc-go, protobuf) come from /usr/share/gocode.
@@ -13,7 +13,17 @@ shift
 root="${TEST_TMPDIR:-$(mktemp -d)}/gopath"
 mkdir -p "$root/src"
 runfiles="${RUNFILES_DIR:-$PWD/..}"
+resolve() {
+  if [ -e "$1" ]; then echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; else echo "$runfiles/$1"; fi
+}
 while (($#)) && [ "$1" != "--" ]; do
+  if [[ "$1" == @* ]]; then
+    # @NAME=FILE exports NAME as FILE's absolute path (binaries the test runs).
+    spec="${1#@}"
+    export "${spec%%=*}=$(resolve "${spec#*=}")"
+    shift
+    continue
+  fi
   dir="${1%%=*}"
   file="${1#*=}"
   mkdir -p "$root/src/$dir"

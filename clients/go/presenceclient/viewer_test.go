@@ -1,0 +1,202 @@
+package presenceclient
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// gateway is a real VS simulator and presence_server on loopback.
+type gateway struct {
+	sim, server *exec.Cmd
+	simURL      string
+	address     string
+}
+
+func startGateway(t *testing.T) *gateway {
+	t.Helper()
+	g := &gateway{}
+	g.sim = exec.Command(os.Getenv("VS_SIMULATOR"), "--port=0", "--key=go-test-key")
+	out, _ := g.sim.StdoutPipe()
+	if err := g.sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("simulator did not start: %q", line)
+	}
+	g.simURL = m[1]
+	g.server = exec.Command(os.Getenv("PRESENCE_SERVER"), "--listen=127.0.0.1:0",
+		"--vs_url="+g.simURL, "--ping_interval=300ms")
+	g.server.Env = append(os.Environ(), "VS_KEY=go-test-key")
+	errPipe, _ := g.server.StderrPipe()
+	if err := g.server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	scanner := bufio.NewScanner(errPipe)
+	re := regexp.MustCompile(`listening address=(\S+)`)
+	for scanner.Scan() {
+		if m := re.FindStringSubmatch(scanner.Text()); m != nil {
+			g.address = m[1]
+			break
+		}
+	}
+	if g.address == "" {
+		t.Fatal("presence_server did not start")
+	}
+	go func() {
+		for scanner.Scan() {
+		}
+	}()
+	t.Cleanup(func() {
+		for _, c := range []*exec.Cmd{g.server, g.sim} {
+			_ = c.Process.Signal(syscall.SIGTERM)
+			_ = c.Wait()
+		}
+	})
+	return g
+}
+
+func (g *gateway) counts(t *testing.T) map[string]int {
+	resp, err := http.Get(g.simURL + "/_sim/counts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	counts := map[string]int{}
+	if err := json.NewDecoder(resp.Body).Decode(&counts); err != nil {
+		t.Fatal(err)
+	}
+	return counts
+}
+
+// waitCount waits until VS saw n calls of fn, then returns the count a moment later.
+func (g *gateway) waitCount(t *testing.T, fn string, n int) int {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && g.counts(t)[fn] < n {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	return g.counts(t)[fn]
+}
+
+func (g *gateway) fault(t *testing.T, rule string) {
+	resp, err := http.Post(g.simURL+"/_sim/faults", "application/json", strings.NewReader(rule))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}
+
+func bob() Join {
+	id := int64(7)
+	return Join{PerformerID: 42, Nickname: "bob", CustomerID: &id, IPAddress: "203.0.113.5", Registered: true, Credits: 100}
+}
+
+func TestJoinPingsAndExactlyOneLeave(t *testing.T) {
+	g := startGateway(t)
+	conn, err := Dial(g.address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	v, err := Open(context.Background(), conn, bob(), Options{InitialBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.DisplayNickname() != "bob_1000" {
+		t.Fatalf("display nickname %q", v.DisplayNickname())
+	}
+	reply, err := v.UpdateCredits(context.Background(), 250)
+	if err != nil || !reply.Success {
+		t.Fatalf("credits: %v %v", reply, err)
+	}
+	time.Sleep(1050 * time.Millisecond)
+	v.Close()
+	c := g.counts(t)
+	if c["joinRoom"] != 1 || c["updateCredits"] != 1 || c["pingRoom"] < 2 || c["pingRoom"] > 4 {
+		t.Fatalf("counts %v", c)
+	}
+	if n := g.waitCount(t, "leaveRoom", 1); n != 1 {
+		t.Fatalf("leaves: %d", n)
+	}
+}
+
+func TestInvalidArgumentIsFinal(t *testing.T) {
+	g := startGateway(t)
+	conn, _ := Dial(g.address)
+	defer conn.Close()
+	j := bob()
+	j.IPAddress = "nope"
+	_, err := Open(context.Background(), conn, j, Options{InitialBackoff: 50 * time.Millisecond})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "join.ip_address") {
+		t.Fatalf("got %v", err)
+	}
+	if c := g.counts(t); c["joinRoom"] != 0 {
+		t.Fatalf("counts %v", c)
+	}
+}
+
+func TestUnavailableReconnects(t *testing.T) {
+	g := startGateway(t)
+	g.fault(t, `{"function":"joinRoom","http_status":503,"times":2}`)
+	conn, _ := Dial(g.address)
+	defer conn.Close()
+	v, err := Open(context.Background(), conn, bob(), Options{InitialBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Reconnects() != 2 {
+		t.Fatalf("reconnects %d", v.Reconnects())
+	}
+	v.Close()
+	if n := g.waitCount(t, "leaveRoom", 1); n != 1 {
+		t.Fatalf("leaves: %d", n)
+	}
+	if c := g.counts(t); c["joinRoom"] != 3 {
+		t.Fatalf("counts %v", c)
+	}
+}
+
+func TestExampleLeavesOnSigint(t *testing.T) {
+	g := startGateway(t)
+	bin := filepath.Join(t.TempDir(), "viewer")
+	if out, err := exec.Command("go", "build", "-o", bin, "presence/clients/go/viewer").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-server", g.address, "-performer", "9", "-nickname", "zoe",
+		"-ip", "2001:db8::1", "-customer", "3")
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	reader := bufio.NewReader(out)
+	line, _ := reader.ReadString('\n')
+	if !strings.HasPrefix(line, "joined as zoe_1000") {
+		t.Fatalf("first line %q", line)
+	}
+	time.Sleep(700 * time.Millisecond)
+	_ = cmd.Process.Signal(os.Interrupt)
+	rest, _ := reader.ReadString('\n')
+	if err := cmd.Wait(); err != nil || strings.TrimSpace(rest) != "left" {
+		t.Fatalf("exit %v, output %q", err, rest)
+	}
+	if n := g.waitCount(t, "leaveRoom", 1); n != 1 {
+		t.Fatalf("leaves: %d", n)
+	}
+	fmt.Println("example left cleanly")
+}
