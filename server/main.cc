@@ -126,9 +126,10 @@ int main(int argc, char** argv) {
   std::string listen = options.listen;
   size_t colon = listen.rfind(':');
   if (colon != std::string::npos) listen = listen.substr(0, colon);
-  presence::log::Info("listening", {{"address", absl::StrCat(listen, ":", (*server)->port())},
-                                    {"vs", options.vs.base_url},
-                                    {"ping_interval", absl::FormatDuration(options.ping_interval)}});
+  presence::log::Info("listening",
+                      {{"address", absl::StrCat(listen, ":", (*server)->port())},
+                       {"vs", options.vs.base_url},
+                       {"ping_interval", absl::FormatDuration(options.ping_interval)}});
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);

@@ -25,8 +25,8 @@ absl::StatusOr<std::unique_ptr<PresenceServer>> PresenceServer::Start(
   server->scheduler_ = std::make_unique<session::PingScheduler>(
       options.ping_interval,
       [context](const std::shared_ptr<session::PingTarget>& target, absl::Time /*scheduled*/) {
-        service::SessionReactor::SendPing(
-            context, std::static_pointer_cast<session::SessionCore>(target));
+        service::SessionReactor::SendPing(context,
+                                          std::static_pointer_cast<session::SessionCore>(target));
       });
   context->vs = server->vs_.get();
   context->scheduler = server->scheduler_.get();
@@ -41,8 +41,9 @@ absl::StatusOr<std::unique_ptr<PresenceServer>> PresenceServer::Start(
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
                              static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-                             static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_timeout)));
+  builder.AddChannelArgument(
+      GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_timeout)));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,

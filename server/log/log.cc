@@ -64,7 +64,9 @@ void Configure(Config config) {
   g_json.store(config.json);
 }
 
-bool Enabled(Level level) { return static_cast<int>(level) >= g_min_level.load(std::memory_order_relaxed); }
+bool Enabled(Level level) {
+  return static_cast<int>(level) >= g_min_level.load(std::memory_order_relaxed);
+}
 
 bool ParseLevel(absl::string_view text, Level* level) {
   for (Level l : {Level::kDebug, Level::kInfo, Level::kWarning, Level::kError}) {

@@ -17,9 +17,9 @@ grpc::ServerUnaryReactor* PresenceService::UpdateCredits(
     presence::v1::UpdateCreditsResponse* /*response*/) {
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   if (request->customer_id() <= 0) {
-    reactor->Finish(grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        absl::StrCat("customer_id must be > 0 (got ", request->customer_id(), ")")));
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     absl::StrCat("customer_id must be > 0 (got ", request->customer_id(), ")")));
     return reactor;
   }
   if (request->credits() < 0) {
@@ -50,9 +50,9 @@ grpc::ServerUnaryReactor* PresenceService::GetRoom(grpc::CallbackServerContext* 
                                                    presence::v1::GetRoomResponse* response) {
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   if (request->performer_id() <= 0) {
-    reactor->Finish(grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        absl::StrCat("performer_id must be > 0 (got ", request->performer_id(), ")")));
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     absl::StrCat("performer_id must be > 0 (got ", request->performer_id(), ")")));
     return reactor;
   }
   for (const auto& session : context_->registry->Room(request->performer_id())) {

@@ -132,9 +132,9 @@ void SessionReactor::OnReadDone(bool ok) {
 void SessionReactor::HandleFirstMessageLocked() {
   if (request_.event_case() != SessionRequest::kJoin) {
     context_->counters.invalid_requests.fetch_add(1, std::memory_order_relaxed);
-    EndLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                           absl::StrCat("the first message must be join, got ",
-                                        EventName(request_.event_case()))));
+    EndLocked(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("the first message must be join, got ", EventName(request_.event_case()))));
     return;
   }
   const presence::v1::Join& join = request_.join();
@@ -194,8 +194,8 @@ void SessionReactor::OnJoinResult(vs::VsResult result) {
     identity.joined_at = absl::Now();
     core_->set_identity(std::move(identity));
     phase_ = Phase::kJoined;
-    log::Info("session_joined", {{"session", core_->id()}, {"performer", performer},
-                                 {"outcome", "accepted"}});
+    log::Info("session_joined",
+              {{"session", core_->id()}, {"performer", performer}, {"outcome", "accepted"}});
     if (end_status_.has_value()) {
       // The stream ended while VS was answering: the presence VS just
       // accepted is taken back at once.
@@ -393,12 +393,13 @@ void SessionReactor::EndLocked(grpc::Status status) {
   }
   const char* code = StatusCodeName(status.error_code());
   if (phase_ != Phase::kJoining) {
-    log::Info("session_ended",
-              {{"session", core_->id()},
-               {"performer", absl::StrCat(join_.performer_id)},
-               {"status", code},
-               {"message", status.error_message()},
-               {"seconds", absl::StrFormat("%.3f", absl::ToDoubleSeconds(absl::Now() - started_))}});
+    log::Info(
+        "session_ended",
+        {{"session", core_->id()},
+         {"performer", absl::StrCat(join_.performer_id)},
+         {"status", code},
+         {"message", status.error_message()},
+         {"seconds", absl::StrFormat("%.3f", absl::ToDoubleSeconds(absl::Now() - started_))}});
   }
   // A join in flight keeps the call open: its answer decides whether a leave
   // is owed, and then finishes (OnJoinResult).
@@ -420,12 +421,12 @@ void SessionReactor::SendLeaveLocked(const vs::RoomPresence& presence, bool best
           return;
         }
         context->counters.leaves_failed.fetch_add(1, std::memory_order_relaxed);
-        (best_effort ? log::Info : log::Warning)(
-            "leave_failed", {{"session", id},
-                             {"best_effort", best_effort ? "true" : "false"},
-                             {"outcome", vs::VsOutcomeName(result.outcome)},
-                             {"attempts", absl::StrCat(result.attempts)},
-                             {"error", std::string(result.status.message())}});
+        (best_effort ? log::Info : log::Warning)("leave_failed",
+                                                 {{"session", id},
+                                                  {"best_effort", best_effort ? "true" : "false"},
+                                                  {"outcome", vs::VsOutcomeName(result.outcome)},
+                                                  {"attempts", absl::StrCat(result.attempts)},
+                                                  {"error", std::string(result.status.message())}});
       });
   if (!taken.ok()) {
     context_->counters.leaves_failed.fetch_add(1, std::memory_order_relaxed);

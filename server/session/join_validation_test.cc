@@ -72,7 +72,8 @@ TEST(JoinValidationTest, NicknameMustBeValidUtf8WithoutControls) {
 
 TEST(JoinValidationTest, IpAddressMustBeALiteral) {
   presence::v1::Join join = ValidJoin();
-  for (const char* bad : {"", "example.com", "256.1.1.1", "1.2.3", "[::1]", "fe80::1%eth0", " 1.2.3.4"}) {
+  for (const char* bad :
+       {"", "example.com", "256.1.1.1", "1.2.3", "[::1]", "fe80::1%eth0", " 1.2.3.4"}) {
     join.set_ip_address(bad);
     ExpectInvalid(join, "join.ip_address");
   }

@@ -56,11 +56,11 @@ class PingTarget {
 };
 
 struct PingSchedulerStats {
-  int64_t scheduled = 0;           // Targets added.
+  int64_t scheduled = 0;  // Targets added.
   int64_t pings_sent = 0;
   int64_t skipped_for_activity = 0;
   int64_t skipped_in_flight = 0;
-  int64_t queued = 0;              // Heap entries, closed targets included.
+  int64_t queued = 0;  // Heap entries, closed targets included.
 };
 
 class PingScheduler {

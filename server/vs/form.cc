@@ -76,7 +76,8 @@ absl::StatusOr<FormFields> FormDecode(absl::string_view body) {
   if (body.empty()) return fields;
   for (absl::string_view pair : absl::StrSplit(body, '&')) {
     if (pair.empty()) continue;
-    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(pair, absl::MaxSplits('=', 1));
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(pair, absl::MaxSplits('=', 1));
     absl::StatusOr<std::string> name = FormUnescape(kv.first);
     if (!name.ok()) return name.status();
     absl::StatusOr<std::string> value = FormUnescape(kv.second);

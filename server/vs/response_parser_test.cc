@@ -15,7 +15,8 @@ TEST(ResponseParserTest, ParsesStrictJson) {
 }
 
 TEST(ResponseParserTest, ParsesTheRelaxedFormVsDocuments) {
-  absl::StatusOr<VsReply> reply = ParseVsReply(R"({ success: true, message: "", nickname: "bob_1234" })");
+  absl::StatusOr<VsReply> reply =
+      ParseVsReply(R"({ success: true, message: "", nickname: "bob_1234" })");
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_TRUE(reply->success);
   EXPECT_EQ(reply->nickname, "bob_1234");

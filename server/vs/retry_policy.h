@@ -40,8 +40,8 @@ class RetryPolicy {
   // Whether a request of `function` whose attempt number `attempt` ended with
   // `result`, `elapsed` after its first attempt, is tried again; when it is,
   // `*delay` is set.
-  bool ShouldRetry(VsFunction function, const VsResult& result, int attempt,
-                   absl::Duration elapsed, absl::Duration* delay) const;
+  bool ShouldRetry(VsFunction function, const VsResult& result, int attempt, absl::Duration elapsed,
+                   absl::Duration* delay) const;
 
   const RetryOptions& options() const { return options_; }
 

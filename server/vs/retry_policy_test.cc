@@ -70,7 +70,8 @@ TEST(RetryPolicyTest, StopsWhenTheNextAttemptWouldPassTheBudget) {
   VsResult down = Outcome(VsOutcome::kNotConnected);
   EXPECT_TRUE(policy.ShouldRetry(VsFunction::kLeaveRoom, down, 5, absl::Seconds(2), &delay));
   EXPECT_EQ(delay, absl::Seconds(1));
-  EXPECT_FALSE(policy.ShouldRetry(VsFunction::kLeaveRoom, down, 6, absl::Milliseconds(2001), &delay));
+  EXPECT_FALSE(
+      policy.ShouldRetry(VsFunction::kLeaveRoom, down, 6, absl::Milliseconds(2001), &delay));
 }
 
 TEST(RetryPolicyTest, CountsAttemptsOfAWholeScheduleDeterministically) {

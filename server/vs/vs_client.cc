@@ -352,8 +352,9 @@ class VsClient::EventLoop {
       curl_easy_getinfo(request.easy, CURLINFO_REQUEST_SIZE, &sent_bytes);
       if (code == CURLE_WRITE_ERROR && request.response_too_large) {
         result.outcome = VsOutcome::kProtocolError;
-        result.status = absl::InternalError(absl::StrCat(
-            "VS protocol error: the answer to ", fn, " is larger than ", kMaxResponseBytes, " bytes"));
+        result.status =
+            absl::InternalError(absl::StrCat("VS protocol error: the answer to ", fn,
+                                             " is larger than ", kMaxResponseBytes, " bytes"));
       } else if (sent_bytes == 0 || code == CURLE_COULDNT_CONNECT ||
                  code == CURLE_COULDNT_RESOLVE_HOST) {
         result.outcome = VsOutcome::kNotConnected;
@@ -368,14 +369,15 @@ class VsClient::EventLoop {
         result.status =
             absl::UnavailableError(absl::StrCat("VS transport error during ", fn, ": ", detail));
       }
-      result.status = absl::Status(result.status.code(), Redact(std::string(result.status.message())));
+      result.status =
+          absl::Status(result.status.code(), Redact(std::string(result.status.message())));
       return result;
     }
     if (http < 200 || http >= 300) {
       result.outcome = VsOutcome::kHttpError;
-      result.status = absl::UnavailableError(absl::StrCat(
-          "VS answered HTTP ", http, " to ", fn, " (body: \"",
-          Redact(SanitizedExcerpt(request.response)), "\")"));
+      result.status =
+          absl::UnavailableError(absl::StrCat("VS answered HTTP ", http, " to ", fn, " (body: \"",
+                                              Redact(SanitizedExcerpt(request.response)), "\")"));
       return result;
     }
     absl::StatusOr<VsReply> reply = ParseVsReply(request.response);
@@ -510,8 +512,8 @@ class VsClient::EventLoop {
   int wake_fd_ = -1;
   std::optional<absl::Time> curl_deadline_;
   std::priority_queue<Retry, std::vector<Retry>, std::greater<Retry>> retries_;
-  absl::flat_hash_set<Request*> active_;       // Handed to libcurl.
-  std::deque<Request*> waiting_;               // Ready, waiting for a connection.
+  absl::flat_hash_set<Request*> active_;  // Handed to libcurl.
+  std::deque<Request*> waiting_;          // Ready, waiting for a connection.
   std::vector<CURL*> free_easy_;
   std::thread thread_;
 };
@@ -541,8 +543,8 @@ absl::StatusOr<std::unique_ptr<VsClient>> VsClient::Create(VsClientOptions optio
   }
   std::unique_ptr<VsClient> client(new VsClient(std::move(options)));
   const VsClientOptions& opts = client->options_;
-  std::string url = absl::StrCat(absl::StripSuffix(opts.base_url, "/"),
-                                 "/customer?key=", FormEscape(opts.key));
+  std::string url =
+      absl::StrCat(absl::StripSuffix(opts.base_url, "/"), "/customer?key=", FormEscape(opts.key));
   client->loop_ =
       std::make_unique<EventLoop>(opts, std::move(url), RetryPolicy(opts.retry, opts.uniform01));
   absl::Status started = client->loop_->Start();

@@ -26,7 +26,8 @@
 ABSL_FLAG(int, requests, 100000, "pingRoom requests to send.");
 ABSL_FLAG(int, connections, 64, "Keep-alive connections to VS.");
 ABSL_FLAG(int, window, 2000, "Requests outstanding at once.");
-ABSL_FLAG(std::string, vs_url, "", "Benchmark against this server instead of the built-in simulator.");
+ABSL_FLAG(std::string, vs_url, "",
+          "Benchmark against this server instead of the built-in simulator.");
 
 namespace {
 

@@ -100,10 +100,11 @@ TEST_F(VsClientTest, JoinRoomSendsTheDocumentedBytes) {
 
 TEST_F(VsClientTest, LeavePingAndCreditsSendTheDocumentedBytes) {
   auto client = Client();
-  ASSERT_TRUE(Await([&](VsCallback cb) { return client->LeaveRoom(Presence(), std::move(cb)); })
-                  .accepted());
-  ASSERT_TRUE(Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); })
-                  .accepted());
+  ASSERT_TRUE(Await([&](VsCallback cb) {
+                return client->LeaveRoom(Presence(), std::move(cb));
+              }).accepted());
+  ASSERT_TRUE(
+      Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); }).accepted());
   ASSERT_TRUE(Await([&](VsCallback cb) {
                 return client->UpdateCredits(UpdateCreditsRequest{7, 99}, std::move(cb));
               }).accepted());
@@ -171,7 +172,8 @@ TEST_F(VsClientTest, WrongKeyIsRejectedByTheSimulator) {
   VsClientOptions options = Options();
   options.key = "not-the-key";
   auto client = Client(options);
-  VsResult result = Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); });
+  VsResult result =
+      Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); });
   EXPECT_EQ(result.outcome, VsOutcome::kRejected);
   EXPECT_EQ(result.vs_message, "invalid key");
 }
@@ -183,7 +185,8 @@ TEST_F(VsClientTest, LeaveIsRetriedAfter503UntilAccepted) {
   rule.times = 2;
   sim_->AddFault(rule);
   auto client = Client();
-  VsResult result = Await([&](VsCallback cb) { return client->LeaveRoom(Presence(), std::move(cb)); });
+  VsResult result =
+      Await([&](VsCallback cb) { return client->LeaveRoom(Presence(), std::move(cb)); });
   EXPECT_TRUE(result.accepted()) << result.status;
   EXPECT_EQ(result.attempts, 3);
   EXPECT_EQ(sim_->Count("leaveRoom"), 3);
@@ -197,8 +200,9 @@ TEST_F(VsClientTest, CreditsAreRetriedAfter429) {
   rule.times = 1;
   sim_->AddFault(rule);
   auto client = Client();
-  VsResult result = Await(
-      [&](VsCallback cb) { return client->UpdateCredits(UpdateCreditsRequest{7, 1}, std::move(cb)); });
+  VsResult result = Await([&](VsCallback cb) {
+    return client->UpdateCredits(UpdateCreditsRequest{7, 1}, std::move(cb));
+  });
   EXPECT_TRUE(result.accepted()) << result.status;
   EXPECT_EQ(sim_->Count("updateCredits"), 2);
 }
@@ -212,7 +216,8 @@ TEST_F(VsClientTest, LeaveRetriesStopAtTheBudget) {
   options.retry.max_total = absl::Milliseconds(300);
   auto client = Client(options);
   absl::Time start = absl::Now();
-  VsResult result = Await([&](VsCallback cb) { return client->LeaveRoom(Presence(), std::move(cb)); });
+  VsResult result =
+      Await([&](VsCallback cb) { return client->LeaveRoom(Presence(), std::move(cb)); });
   absl::Duration took = absl::Now() - start;
   EXPECT_EQ(result.outcome, VsOutcome::kHttpError);
   EXPECT_EQ(result.http_status, 500);
@@ -229,7 +234,8 @@ TEST_F(VsClientTest, PingIsNeverRetried) {
   rule.http_status = 503;
   sim_->AddFault(rule);
   auto client = Client();
-  VsResult result = Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); });
+  VsResult result =
+      Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); });
   EXPECT_EQ(result.outcome, VsOutcome::kHttpError);
   EXPECT_EQ(result.attempts, 1);
   EXPECT_EQ(sim_->Count("pingRoom"), 1);
@@ -252,12 +258,13 @@ TEST_F(VsClientTest, DroppedConnectionIsATransportError) {
   rule.times = 1;
   sim_->AddFault(rule);
   auto client = Client();
-  VsResult result = Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); });
+  VsResult result =
+      Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); });
   EXPECT_EQ(result.outcome, VsOutcome::kTransportError) << result.status;
   EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable);
   // The next call works on a fresh connection.
-  EXPECT_TRUE(Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); })
-                  .accepted());
+  EXPECT_TRUE(
+      Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); }).accepted());
 }
 
 TEST_F(VsClientTest, GarbageBodyIsAProtocolError) {
@@ -265,7 +272,8 @@ TEST_F(VsClientTest, GarbageBodyIsAProtocolError) {
   rule.garbage = true;
   sim_->AddFault(rule);
   auto client = Client();
-  VsResult result = Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); });
+  VsResult result =
+      Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); });
   EXPECT_EQ(result.outcome, VsOutcome::kProtocolError);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kInternal);
   EXPECT_NE(result.status.message().find("502 Bad Gateway"), std::string::npos) << result.status;
@@ -278,7 +286,8 @@ TEST_F(VsClientTest, SlowVsIsATimeout) {
   VsClientOptions options = Options();
   options.request_timeout = absl::Milliseconds(200);
   auto client = Client(options);
-  VsResult result = Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); });
+  VsResult result =
+      Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); });
   EXPECT_EQ(result.outcome, VsOutcome::kTimeout);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded);
 }
@@ -286,7 +295,8 @@ TEST_F(VsClientTest, SlowVsIsATimeout) {
 TEST_F(VsClientTest, RefusedConnectionIsNotConnected) {
   sim_->Stop();
   auto client = Client();
-  VsResult result = Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); });
+  VsResult result =
+      Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); });
   EXPECT_EQ(result.outcome, VsOutcome::kNotConnected) << result.status;
   EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable);
 }

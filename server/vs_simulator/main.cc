@@ -14,7 +14,8 @@
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "Address to listen on (loopback only in tests).");
 ABSL_FLAG(int, port, 0, "Port to listen on; 0 picks a free one.");
-ABSL_FLAG(std::string, key, "", "The partner key to accept; default: env VS_KEY, else 'simulator-key'.");
+ABSL_FLAG(std::string, key, "",
+          "The partner key to accept; default: env VS_KEY, else 'simulator-key'.");
 ABSL_FLAG(bool, strict_json, false, "Answer strict JSON instead of VS's relaxed form.");
 ABSL_FLAG(bool, record, true, "Record requests for /_sim/requests (off for long benchmarks).");
 ABSL_FLAG(int, threads, 128, "Worker threads (one per open keep-alive connection).");

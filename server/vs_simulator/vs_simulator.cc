@@ -89,8 +89,8 @@ absl::Status VsSimulator::Start() {
 
   server->Post("/customer", [this](const httplib::Request& req, httplib::Response& res) {
     std::string connection = absl::StrCat(req.remote_addr, ":", req.remote_port);
-    Answer answer = Handle(QueryKey(req.target), req.body, req.get_header_value("Content-Type"),
-                           connection);
+    Answer answer =
+        Handle(QueryKey(req.target), req.body, req.get_header_value("Content-Type"), connection);
     if (answer.latency > absl::ZeroDuration()) absl::SleepFor(answer.latency);
     res.status = answer.status;
     if (answer.drop_connection) {
@@ -105,9 +105,12 @@ absl::Status VsSimulator::Start() {
     for (const RecordedRequest& r : Requests()) {
       nlohmann::json fields = nlohmann::json::array();
       for (const auto& [n, v] : r.fields) fields.push_back({n, v});
-      nlohmann::json line = {{"function", r.function},   {"fields", fields},
-                             {"body", r.body},           {"connection", r.connection},
-                             {"status", r.status},       {"success", r.success},
+      nlohmann::json line = {{"function", r.function},
+                             {"fields", fields},
+                             {"body", r.body},
+                             {"connection", r.connection},
+                             {"status", r.status},
+                             {"success", r.success},
                              {"at_unix_ms", absl::ToUnixMillis(r.at)}};
       out += line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       out += "\n";
@@ -225,8 +228,7 @@ bool VsSimulator::WaitForCount(const std::string& function, int64_t n,
   return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
 }
 
-std::optional<FaultRule> VsSimulator::TakeFault(const std::string& function,
-                                                int64_t performer_id) {
+std::optional<FaultRule> VsSimulator::TakeFault(const std::string& function, int64_t performer_id) {
   for (auto it = faults_.begin(); it != faults_.end(); ++it) {
     if (!it->function.empty() && it->function != function) continue;
     if (it->performer_id != 0 && it->performer_id != performer_id) continue;

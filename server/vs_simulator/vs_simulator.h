@@ -52,9 +52,9 @@ struct VsSimulatorOptions {
 // One request as the simulator saw it.
 struct RecordedRequest {
   std::string function;
-  FormFields fields;      // In wire order, decoded.
-  std::string body;       // Raw body bytes.
-  std::string key;        // The `key` query parameter, decoded.
+  FormFields fields;  // In wire order, decoded.
+  std::string body;   // Raw body bytes.
+  std::string key;    // The `key` query parameter, decoded.
   std::string content_type;
   std::string connection;  // "ip:port" of the client's connection.
   int status = 0;          // The HTTP status answered.
@@ -68,11 +68,11 @@ struct RecordedRequest {
 // A fault to inject. Matching requests (by function and performer) get the
 // fault instead of a normal answer, `times` times (-1: until cleared).
 struct FaultRule {
-  std::string function;       // "" matches every function.
-  int64_t performer_id = 0;   // 0 matches any performer.
-  absl::Duration latency;     // Delay before answering.
-  int http_status = 0;        // Answer this status (with a short text body).
-  bool reject = false;        // Answer success:false with `message`.
+  std::string function;      // "" matches every function.
+  int64_t performer_id = 0;  // 0 matches any performer.
+  absl::Duration latency;    // Delay before answering.
+  int http_status = 0;       // Answer this status (with a short text body).
+  bool reject = false;       // Answer success:false with `message`.
   std::string message = "rejected by the VS simulator";
   bool drop_connection = false;  // Close the connection mid-answer.
   bool garbage = false;          // Answer a body that is not JSON.

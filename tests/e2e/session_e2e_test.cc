@@ -422,7 +422,8 @@ TEST_F(SessionE2eTest, LeaveIsDeliveredAfterVsComesBack) {
 
 TEST_F(SessionE2eTest, ShutdownLeavesEverySessionAndEndsStreamsUnavailable) {
   std::vector<Viewer> viewers;
-  for (int i = 0; i < 20; ++i) viewers.push_back(Joined(JoinRequest(1 + i % 3, absl::StrCat("v", i))));
+  for (int i = 0; i < 20; ++i)
+    viewers.push_back(Joined(JoinRequest(1 + i % 3, absl::StrCat("v", i))));
   EXPECT_TRUE(server_->Shutdown(absl::Now() + absl::Seconds(10)));
   EXPECT_EQ(sim_->Count("leaveRoom"), 20);
   for (Viewer& v : viewers) {
@@ -526,7 +527,8 @@ TEST_F(SessionE2eTest, HundredsOfConcurrentSessionsBalanceJoinsAndLeaves) {
     threads.emplace_back([this, t] {
       std::vector<Viewer> viewers;
       for (int i = 0; i < kPerThread; ++i) {
-        viewers.push_back(Joined(JoinRequest(100 + t, absl::StrCat("t", t, "v", i), t * 1000 + i + 1)));
+        viewers.push_back(
+            Joined(JoinRequest(100 + t, absl::StrCat("t", t, "v", i), t * 1000 + i + 1)));
       }
       for (int i = 0; i < kPerThread; ++i) {
         Viewer& v = viewers[i];
