@@ -32,13 +32,8 @@ grpc::ServerUnaryReactor* PresenceService::UpdateCredits(
   absl::Status taken = context_->vs->UpdateCredits(
       vs::UpdateCreditsRequest{request->customer_id(), request->credits()},
       [reactor, context](vs::VsResult result) {
-        if (result.accepted()) {
-          context->counters.credits_accepted.fetch_add(1, std::memory_order_relaxed);
-        } else {
-          (result.outcome == vs::VsOutcome::kRejected ? context->counters.credits_rejected
-                                                      : context->counters.credits_failed)
-              .fetch_add(1, std::memory_order_relaxed);
-        }
+        CountOutcome(result, context->counters.credits_accepted, context->counters.credits_rejected,
+                     context->counters.credits_failed);
         reactor->Finish(ToGrpcStatus(result.status));
       });
   if (!taken.ok()) reactor->Finish(ToGrpcStatus(taken));

@@ -35,6 +35,16 @@ struct ServiceCounters {
   std::atomic<int64_t> credits_failed{0};
 };
 
+// Counts a VS result as accepted, rejected (VS said success:false) or failed
+// (anything else).
+inline void CountOutcome(const vs::VsResult& result, std::atomic<int64_t>& accepted,
+                         std::atomic<int64_t>& rejected, std::atomic<int64_t>& failed) {
+  std::atomic<int64_t>& counter = result.accepted()                            ? accepted
+                                  : result.outcome == vs::VsOutcome::kRejected ? rejected
+                                                                               : failed;
+  counter.fetch_add(1, std::memory_order_relaxed);
+}
+
 struct ServiceContext {
   vs::VsClient* vs = nullptr;
   session::PingScheduler* scheduler = nullptr;

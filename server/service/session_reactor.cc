@@ -308,13 +308,8 @@ void SessionReactor::SendCreditsLocked(int64_t credits) {
 void SessionReactor::OnCreditsResult(const vs::VsResult& result) {
   absl::MutexLock lock(&mu_);
   credits_in_flight_ = false;
-  if (result.accepted()) {
-    context_->counters.credits_accepted.fetch_add(1, std::memory_order_relaxed);
-  } else {
-    (result.outcome == vs::VsOutcome::kRejected ? context_->counters.credits_rejected
-                                                : context_->counters.credits_failed)
-        .fetch_add(1, std::memory_order_relaxed);
-  }
+  CountOutcome(result, context_->counters.credits_accepted, context_->counters.credits_rejected,
+               context_->counters.credits_failed);
   ReplyCreditsLocked(result.accepted(),
                      result.accepted() ? "" : std::string(result.status.message()));
   if (pending_credits_.has_value() && !end_status_.has_value()) {
@@ -335,13 +330,9 @@ void SessionReactor::SendPing(ServiceContext* context, std::shared_ptr<session::
   absl::Status taken =
       context->vs->PingRoom(core->presence(), [context, core](vs::VsResult result) {
         core->PingDone();
-        if (result.accepted()) {
-          context->counters.pings_accepted.fetch_add(1, std::memory_order_relaxed);
-          return;
-        }
-        (result.outcome == vs::VsOutcome::kRejected ? context->counters.pings_rejected
-                                                    : context->counters.pings_failed)
-            .fetch_add(1, std::memory_order_relaxed);
+        CountOutcome(result, context->counters.pings_accepted, context->counters.pings_rejected,
+                     context->counters.pings_failed);
+        if (result.accepted()) return;
         core->WithReactor([&](SessionReactor* reactor) { reactor->OnPingResult(result); });
       });
   if (!taken.ok()) {
