@@ -43,10 +43,10 @@ def count_run(bep_path, testlogs, prefix):
         for line in f:
             event = json.loads(line)
             eid = event.get("id", {})
-            if "targetConfigured" in eid and "testSuite" not in str(event):
-                kind = event.get("configured", {}).get("targetKind", "")
-                if kind.endswith(" test"):
-                    configured.add(eid["targetConfigured"]["label"])
+            # Test targets carry a testSize; a target that then fails to
+            # build gets no testSummary and counts as a failure below.
+            if "targetConfigured" in eid and "testSize" in event.get("configured", {}):
+                configured.add(eid["targetConfigured"]["label"])
             if "testSummary" in eid:
                 label = eid["testSummary"]["label"]
                 outcome[label] = event.get("testSummary", {}).get("overallStatus", "NO_STATUS")
