@@ -53,7 +53,10 @@ struct VsClient::Request {
 class VsClient::EventLoop {
  public:
   EventLoop(const VsClientOptions& options, std::string url, RetryPolicy policy)
-      : options_(options), url_(std::move(url)), policy_(std::move(policy)) {}
+      : options_(options),
+        url_(std::move(url)),
+        escaped_key_(FormEscape(options.key)),
+        policy_(std::move(policy)) {}
 
   ~EventLoop() {
     Stop();
@@ -154,9 +157,11 @@ class VsClient::EventLoop {
     return stats;
   }
 
+  // Runs on every answer VS sends, so it returns at once when there is
+  // nothing to redact.
   std::string Redact(std::string text) const {
-    if (options_.key.empty()) return text;
-    absl::StrReplaceAll({{options_.key, "<key>"}, {FormEscape(options_.key), "<key>"}}, &text);
+    if (options_.key.empty() || text.empty()) return text;
+    absl::StrReplaceAll({{options_.key, "<key>"}, {escaped_key_, "<key>"}}, &text);
     return text;
   }
 
@@ -491,6 +496,7 @@ class VsClient::EventLoop {
 
   const VsClientOptions& options_;
   const std::string url_;
+  const std::string escaped_key_;  // The key as it appears in a URL or body.
   const RetryPolicy policy_;
 
   absl::Mutex mu_;
