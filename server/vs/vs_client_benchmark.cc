@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
       "requests=%d accepted=%d failed=%d connections=%d connections_opened=%ld\n"
       "wall=%.2fs rate=%.0f req/s\n"
       "vs_client_event_thread_cpu=%.2fs (%.3f s per 10k requests)\n"
-      "process_cpu=%.2fs (client + in-process simulator)\n",
+      "process_cpu=%.2fs (this process: the client, plus the simulator when it is in-process)\n",
       requests, accepted, failed, options.max_connections,
       static_cast<long>(stats.connections_opened), seconds, requests / seconds, thread_cpu,
       thread_cpu / requests * 10000, cpu);

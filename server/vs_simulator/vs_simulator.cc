@@ -70,11 +70,23 @@ VsSimulator::VsSimulator(VsSimulatorOptions options) : options_(std::move(option
 
 VsSimulator::~VsSimulator() { Stop(); }
 
-std::string VsSimulator::url() const { return absl::StrCat("http://", options_.host, ":", port_); }
+std::string VsSimulator::url() const {
+  bool tls = !options_.tls_cert_file.empty();
+  return absl::StrCat(tls ? "https://" : "http://", options_.host, ":", port_);
+}
 
 absl::Status VsSimulator::Start() {
   if (server_) return absl::FailedPreconditionError("the VS simulator is already running");
-  auto server = std::make_unique<httplib::Server>();
+  std::unique_ptr<httplib::Server> server;
+  if (!options_.tls_cert_file.empty() || !options_.tls_key_file.empty()) {
+    server = std::make_unique<httplib::SSLServer>(options_.tls_cert_file.c_str(),
+                                                  options_.tls_key_file.c_str());
+  } else {
+    server = std::make_unique<httplib::Server>();
+  }
+  if (!server->is_valid()) {
+    return absl::InvalidArgumentError("the VS simulator could not load its TLS certificate or key");
+  }
   const int threads = options_.threads;
   server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server->set_keep_alive_max_count(1000000);

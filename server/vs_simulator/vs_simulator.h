@@ -45,6 +45,9 @@ struct VsSimulatorOptions {
   int threads = 128;
   // Idle keep-alive connections close after this; Stop() waits for them.
   int keep_alive_timeout_seconds = 5;
+  // Serve HTTPS with this certificate and key (PEM files) when both are set.
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // Keep every request for Requests(); off for long benchmarks.
   bool record = true;
 };
@@ -93,7 +96,7 @@ class VsSimulator {
   void Stop();
 
   int port() const { return port_; }
-  std::string url() const;  // "http://127.0.0.1:port"
+  std::string url() const;  // "http://127.0.0.1:port" (https:// with TLS)
 
   void AddFault(FaultRule rule);
   void ClearFaults();
