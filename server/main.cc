@@ -40,6 +40,8 @@ ABSL_FLAG(absl::Duration, leave_retry_window, absl::Seconds(60),
 ABSL_FLAG(int64_t, max_sessions, 200000, "Open sessions at most; more get RESOURCE_EXHAUSTED.");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
           "On SIGTERM/SIGINT, how long to wait for the leaves to reach VS.");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "Prometheus metrics at GET /metrics on host:port; empty: off.");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
 ABSL_FLAG(bool, log_json, false, "Log one JSON object per line.");
 
@@ -88,6 +90,7 @@ int main(int argc, char** argv) {
   options.listen = absl::GetFlag(FLAGS_listen);
   options.ping_interval = absl::GetFlag(FLAGS_ping_interval);
   options.max_sessions = absl::GetFlag(FLAGS_max_sessions);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.vs.request_timeout = absl::GetFlag(FLAGS_vs_timeout);
   options.vs.connect_timeout = absl::GetFlag(FLAGS_vs_connect_timeout);
   options.vs.max_connections = absl::GetFlag(FLAGS_vs_max_connections);

@@ -54,6 +54,13 @@ absl::StatusOr<std::unique_ptr<PresenceServer>> PresenceServer::Start(
     return absl::UnavailableError(absl::StrCat("could not listen on ", options.listen));
   }
   server->server_->GetHealthCheckService()->SetServingStatus(true);
+  if (!options.metrics_listen.empty()) {
+    server->metrics_ = std::make_unique<admin::MetricsServer>(admin::MetricsSources{
+        context, server->vs_.get(), server->scheduler_.get(), server->registry_.get()});
+    if (absl::Status started = server->metrics_->Start(options.metrics_listen); !started.ok()) {
+      return started;
+    }
+  }
   return server;
 }
 
@@ -72,7 +79,8 @@ bool PresenceServer::Shutdown(absl::Time deadline) {
 PresenceServer::~PresenceServer() {
   if (server_ != nullptr) Shutdown(absl::Now() + absl::Seconds(5));
   // Order matters: nothing may call into the VS client or the scheduler once
-  // they are gone, so the gRPC server goes first.
+  // they are gone, so the metrics page and the gRPC server go first.
+  metrics_.reset();
   server_.reset();
   service_.reset();
   scheduler_.reset();

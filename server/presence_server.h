@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "server/admin/metrics_server.h"
 #include "server/service/presence_service.h"
 #include "server/service/service_context.h"
 #include "server/session/ping_scheduler.h"
@@ -34,6 +35,8 @@ struct PresenceServerOptions {
   absl::Duration keepalive_time = absl::Seconds(10);
   absl::Duration keepalive_timeout = absl::Seconds(10);
   absl::Duration min_client_ping_interval = absl::Seconds(5);
+  // Prometheus metrics at GET /metrics on host:port; empty: no endpoint.
+  std::string metrics_listen;
   // Client messages are a few hundred bytes at most.
   int max_receive_message_bytes = 16 * 1024;
 };
@@ -46,6 +49,8 @@ class PresenceServer {
   ~PresenceServer();
 
   int port() const { return port_; }
+  // The metrics endpoint's port, or 0 when there is none.
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
 
   // The graceful drain: health turns NOT_SERVING, new sessions are refused
   // with UNAVAILABLE, every session's leave is sent and its stream ended with
@@ -69,6 +74,7 @@ class PresenceServer {
   service::ServiceContext context_;
   std::unique_ptr<service::PresenceService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<admin::MetricsServer> metrics_;
 };
 
 }  // namespace presence

@@ -38,7 +38,8 @@ class Gateway:
         env = dict(os.environ, VS_KEY="client-test-key")
         self.server = subprocess.Popen(
             [runfile("server/presence_server"), "--listen=127.0.0.1:0",
-             "--vs_url=" + self.sim_url, "--ping_interval=" + ping_interval] + list(extra_flags),
+             "--vs_url=" + self.sim_url, "--ping_interval=" + ping_interval,
+             "--metrics_listen=127.0.0.1:0"] + list(extra_flags),
             stderr=subprocess.PIPE, text=True, env=env)
         self.log = []
         self.address = None

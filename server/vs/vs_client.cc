@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -143,6 +144,10 @@ class VsClient::EventLoop {
     Wake();
     if (thread_.joinable()) thread_.join();
     CancelEverything();
+  }
+
+  const metrics::LatencyHistogram& Latency(VsFunction f) const {
+    return latency_[static_cast<int>(f)];
   }
 
   VsClientStats Stats() {
@@ -413,6 +418,9 @@ class VsClient::EventLoop {
       request->easy = nullptr;
     }
     result.attempts = request->attempt;
+    if (request->attempt > 0) {
+      latency_[static_cast<int>(request->function)].Record(absl::Now() - request->first_sent);
+    }
     std::unique_ptr<Request> owned(request);
     std::move(owned->done)(std::move(result));
     completed_.fetch_add(1, std::memory_order_relaxed);
@@ -505,6 +513,7 @@ class VsClient::EventLoop {
   int64_t pending_ ABSL_GUARDED_BY(mu_) = 0;  // Taken and not finished.
   int64_t counted_ ABSL_GUARDED_BY(mu_) = 0;  // The part bounded by max_in_flight.
 
+  std::array<metrics::LatencyHistogram, 4> latency_;  // By VsFunction.
   std::atomic<int64_t> sent_{0};
   std::atomic<int64_t> retries_count_{0};
   std::atomic<int64_t> completed_{0};
@@ -619,6 +628,10 @@ absl::Status VsClient::UpdateCredits(const UpdateCreditsRequest& request, VsCall
 bool VsClient::Drain(absl::Time deadline) { return loop_->Drain(deadline); }
 
 VsClientStats VsClient::stats() const { return loop_->Stats(); }
+
+const metrics::LatencyHistogram& VsClient::latency(VsFunction function) const {
+  return loop_->Latency(function);
+}
 
 std::string VsClient::Redact(std::string text) const { return loop_->Redact(std::move(text)); }
 

@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/metrics/histogram.h"
 #include "server/vs/retry_policy.h"
 #include "server/vs/vs_result.h"
 
@@ -120,6 +121,10 @@ class VsClient {
   bool Drain(absl::Time deadline);
 
   VsClientStats stats() const;
+
+  // Time from a request's first attempt to its final result (retries
+  // included), by function; requests refused up front are not counted.
+  const metrics::LatencyHistogram& latency(VsFunction function) const;
 
   // Removes the key from `text` (for messages that might echo it).
   std::string Redact(std::string text) const;

@@ -424,10 +424,11 @@ struct TestCertificate {
     dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/vs_tls";
     cert = dir + "/cert.pem";
     key = dir + "/key.pem";
-    std::string command = "mkdir -p " + dir +
-                          " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
-                          " -addext subjectAltName=IP:127.0.0.1 -keyout " +
-                          key + " -out " + cert + " >/dev/null 2>&1";
+    std::string command =
+        "mkdir -p " + dir +
+        " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
+        " -addext subjectAltName=IP:127.0.0.1 -keyout " +
+        key + " -out " + cert + " >/dev/null 2>&1";
     EXPECT_EQ(std::system(command.c_str()), 0) << command;
   }
 };

@@ -2,17 +2,23 @@
 // simulator, driven by a real gRPC client. Every rule of the Session contract,
 // each leave path, and VS faults during join, ping, leave and credits.
 
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "httplib.h"
 #include "presence/v1/presence.grpc.pb.h"
 #include "server/presence_server.h"
 #include "server/vs_simulator/vs_simulator.h"
@@ -67,6 +73,7 @@ class SessionE2eTest : public ::testing::Test {
     PresenceServerOptions options;
     options.listen = "127.0.0.1:0";
     options.ping_interval = kPing;
+    options.metrics_listen = "127.0.0.1:0";
     options.vs.base_url = sim_->url();
     options.vs.key = "simulator-key";
     options.vs.request_timeout = absl::Seconds(2);
@@ -563,6 +570,75 @@ TEST_F(SessionE2eTest, HundredsOfConcurrentSessionsBalanceJoinsAndLeaves) {
   absl::SleepFor(absl::Milliseconds(200));
   EXPECT_EQ(server_->registry().open(), 0);
   EXPECT_EQ(server_->registry().joined(), 0);
+}
+
+// Parses the Prometheus text format strictly enough to catch a broken page:
+// every sample line is `name{labels} value` with a numeric value, and every
+// sample's family was declared by # TYPE. Returns samples by "name{labels}".
+std::map<std::string, double> ParseMetrics(const std::string& page) {
+  std::map<std::string, double> samples;
+  std::set<std::string> typed;
+  std::istringstream in(page);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("# TYPE ", 0) == 0) {
+      std::istringstream t(line.substr(7));
+      std::string name;
+      t >> name;
+      typed.insert(name);
+      continue;
+    }
+    if (line.empty() || line[0] == '#') continue;
+    size_t space = line.rfind(' ');
+    EXPECT_NE(space, std::string::npos) << line;
+    std::string key = line.substr(0, space);
+    double value = 0;
+    EXPECT_TRUE(absl::SimpleAtod(line.substr(space + 1), &value)) << line;
+    std::string family = key.substr(0, key.find('{'));
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      if (!typed.count(family) && absl::EndsWith(family, suffix)) {
+        family = family.substr(0, family.size() - strlen(suffix));
+      }
+    }
+    EXPECT_TRUE(typed.count(family)) << "no # TYPE for " << family;
+    samples[key] = value;
+  }
+  return samples;
+}
+
+TEST_F(SessionE2eTest, MetricsPageParsesAndItsNumbersMove) {
+  ASSERT_GT(server_->metrics_port(), 0);
+  httplib::Client http("127.0.0.1", server_->metrics_port());
+  auto before = http.Get("/metrics");
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->status, 200);
+  std::map<std::string, double> m0 = ParseMetrics(before->body);
+  EXPECT_EQ(m0["presence_joins_total{outcome=\"accepted\"}"], 0);
+
+  Viewer v = Joined();
+  sim_->WaitForCount("pingRoom", 2, absl::Seconds(5));
+  SessionRequest activity;
+  activity.mutable_activity();
+  ASSERT_TRUE(v.stream->Write(activity));
+  absl::SleepFor(kPing * 1.5);
+  std::map<std::string, double> m1 = ParseMetrics(http.Get("/metrics")->body);
+  EXPECT_EQ(m1["presence_sessions_joined"], 1);
+  EXPECT_EQ(m1["presence_joins_total{outcome=\"accepted\"}"], 1);
+  EXPECT_GE(m1["presence_pings_total{outcome=\"accepted\"}"], 2);
+  EXPECT_GE(m1["presence_pings_skipped_total{reason=\"activity\"}"], 1);
+  EXPECT_GE(m1["presence_ping_lateness_seconds_count"], 2);
+  EXPECT_GE(m1["presence_vs_request_duration_seconds_count{function=\"joinRoom\"}"], 1);
+  EXPECT_EQ(m1["presence_vs_request_duration_seconds_bucket{function=\"joinRoom\",le=\"+Inf\"}"],
+            1);
+
+  LeaveCleanly(v);
+  sim_->WaitForCount("leaveRoom", 1, absl::Seconds(5));
+  absl::SleepFor(absl::Milliseconds(100));
+  std::map<std::string, double> m2 = ParseMetrics(http.Get("/metrics")->body);
+  EXPECT_EQ(m2["presence_sessions_joined"], 0);
+  EXPECT_EQ(m2["presence_leaves_total{outcome=\"sent\"}"], 1);
+  EXPECT_EQ(m2["presence_leaves_total{outcome=\"accepted\"}"], 1);
+  EXPECT_EQ(m2["presence_vs_requests_in_flight"], 0);
 }
 
 }  // namespace

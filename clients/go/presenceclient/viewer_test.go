@@ -41,7 +41,7 @@ func startGateway(t *testing.T) *gateway {
 	}
 	g.simURL = m[1]
 	g.server = exec.Command(os.Getenv("PRESENCE_SERVER"), "--listen=127.0.0.1:0",
-		"--vs_url="+g.simURL, "--ping_interval=300ms")
+		"--vs_url="+g.simURL, "--ping_interval=300ms", "--metrics_listen=127.0.0.1:0")
 	g.server.Env = append(os.Environ(), "VS_KEY=go-test-key")
 	errPipe, _ := g.server.StderrPipe()
 	if err := g.server.Start(); err != nil {

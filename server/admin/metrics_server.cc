@@ -1,0 +1,159 @@
+#include "server/admin/metrics_server.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "httplib.h"
+
+namespace presence::admin {
+namespace {
+
+constexpr double kBucketsSeconds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                      0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+void Header(std::string* out, const char* name, const char* type, const char* help) {
+  absl::StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+}
+
+void Sample(std::string* out, const char* name, const std::string& labels, double value) {
+  absl::StrAppend(out, name, labels.empty() ? "" : "{", labels, labels.empty() ? "" : "}", " ",
+                  absl::StrFormat("%.9g", value), "\n");
+}
+
+// Bucket counts come from a log-linear histogram whose bucket edges do not
+// match these bounds exactly: a sample counts in `le` when its histogram
+// bucket's upper edge is <= le, so counts may lag by one bucket (< 12.5%).
+void Histogram(std::string* out, const char* name, const std::string& labels,
+               const metrics::LatencyHistogram& h) {
+  std::string prefix = labels.empty() ? "" : labels + ",";
+  for (double bound : kBucketsSeconds) {
+    absl::StrAppend(out, name, "_bucket{", prefix, "le=\"", absl::StrFormat("%g", bound), "\"} ",
+                    h.CountAtMost(absl::Seconds(bound)), "\n");
+  }
+  absl::StrAppend(out, name, "_bucket{", prefix, "le=\"+Inf\"} ", h.count(), "\n");
+  Sample(out, (std::string(name) + "_sum").c_str(), labels, absl::ToDoubleSeconds(h.sum()));
+  Sample(out, (std::string(name) + "_count").c_str(), labels, static_cast<double>(h.count()));
+}
+
+int64_t Load(const std::atomic<int64_t>& v) { return v.load(std::memory_order_relaxed); }
+
+}  // namespace
+
+std::string RenderMetrics(const MetricsSources& s) {
+  std::string out;
+  const service::ServiceCounters& c = s.service->counters;
+
+  Header(&out, "presence_sessions_open", "gauge", "Session streams open (joined or not).");
+  Sample(&out, "presence_sessions_open", "", static_cast<double>(s.registry->open()));
+  Header(&out, "presence_sessions_joined", "gauge", "Sessions present in a room.");
+  Sample(&out, "presence_sessions_joined", "", static_cast<double>(s.registry->joined()));
+  Header(&out, "presence_sessions_started_total", "counter", "Session streams started.");
+  Sample(&out, "presence_sessions_started_total", "", Load(c.sessions_started));
+  Header(&out, "presence_sessions_refused_total", "counter", "Session streams refused.");
+  Sample(&out, "presence_sessions_refused_total", "reason=\"full\"", Load(c.sessions_refused_full));
+  Header(&out, "presence_invalid_requests_total", "counter", "Client messages refused as invalid.");
+  Sample(&out, "presence_invalid_requests_total", "", Load(c.invalid_requests));
+
+  struct Outcomes {
+    const char* name;
+    const char* help;
+    const std::atomic<int64_t>* accepted;
+    const std::atomic<int64_t>* rejected;
+    const std::atomic<int64_t>* failed;
+  };
+  for (const Outcomes& o : {
+           Outcomes{"presence_joins_total", "joinRoom results by outcome.", &c.joins_accepted,
+                    &c.joins_rejected, &c.joins_failed},
+           Outcomes{"presence_pings_total", "pingRoom results by outcome.", &c.pings_accepted,
+                    &c.pings_rejected, &c.pings_failed},
+           Outcomes{"presence_credit_updates_total", "updateCredits results by outcome.",
+                    &c.credits_accepted, &c.credits_rejected, &c.credits_failed},
+       }) {
+    Header(&out, o.name, "counter", o.help);
+    Sample(&out, o.name, "outcome=\"accepted\"", Load(*o.accepted));
+    Sample(&out, o.name, "outcome=\"rejected\"", Load(*o.rejected));
+    Sample(&out, o.name, "outcome=\"failed\"", Load(*o.failed));
+  }
+  Header(&out, "presence_leaves_total", "counter",
+         "leaveRoom: sent, and final results (accepted or failed after retries).");
+  Sample(&out, "presence_leaves_total", "outcome=\"sent\"", Load(c.leaves_sent));
+  Sample(&out, "presence_leaves_total", "outcome=\"accepted\"", Load(c.leaves_accepted));
+  Sample(&out, "presence_leaves_total", "outcome=\"failed\"", Load(c.leaves_failed));
+
+  session::PingSchedulerStats ps = s.scheduler->stats();
+  Header(&out, "presence_pings_skipped_total", "counter", "Pings not sent, by reason.");
+  Sample(&out, "presence_pings_skipped_total", "reason=\"activity\"", ps.skipped_for_activity);
+  Sample(&out, "presence_pings_skipped_total", "reason=\"in_flight\"", ps.skipped_in_flight);
+  Header(&out, "presence_ping_lateness_seconds", "histogram",
+         "Ping sent time minus scheduled time.");
+  Histogram(&out, "presence_ping_lateness_seconds", "", s.scheduler->lateness());
+  Header(&out, "presence_ping_lateness_quantile_seconds", "gauge",
+         "Ping lateness quantiles since start (bucket upper bounds, within 12.5%).");
+  for (double q : {0.5, 0.99, 0.999}) {
+    Sample(&out, "presence_ping_lateness_quantile_seconds", absl::StrFormat("quantile=\"%g\"", q),
+           absl::ToDoubleSeconds(s.scheduler->lateness().Percentile(q)));
+  }
+
+  vs::VsClientStats vs = s.vs->stats();
+  Header(&out, "presence_vs_requests_total", "counter",
+         "HTTP requests sent to VS, retries included.");
+  Sample(&out, "presence_vs_requests_total", "", vs.requests_sent);
+  Header(&out, "presence_vs_retries_total", "counter", "VS requests sent again after a failure.");
+  Sample(&out, "presence_vs_retries_total", "", vs.retries);
+  Header(&out, "presence_vs_requests_in_flight", "gauge", "VS requests taken and not finished.");
+  Sample(&out, "presence_vs_requests_in_flight", "", vs.in_flight);
+  Header(&out, "presence_vs_overloaded_total", "counter",
+         "VS requests refused: too many in flight.");
+  Sample(&out, "presence_vs_overloaded_total", "", vs.overloaded);
+  Header(&out, "presence_vs_connections_opened_total", "counter", "TCP connections opened to VS.");
+  Sample(&out, "presence_vs_connections_opened_total", "", vs.connections_opened);
+  Header(&out, "presence_vs_request_duration_seconds", "histogram",
+         "VS request time from first attempt to final result, by function.");
+  for (vs::VsFunction f : {vs::VsFunction::kJoinRoom, vs::VsFunction::kLeaveRoom,
+                           vs::VsFunction::kPingRoom, vs::VsFunction::kUpdateCredits}) {
+    Histogram(&out, "presence_vs_request_duration_seconds",
+              absl::StrCat("function=\"", vs::VsFunctionName(f), "\""), s.vs->latency(f));
+  }
+  return out;
+}
+
+MetricsServer::MetricsServer(MetricsSources sources) : sources_(sources) {}
+
+MetricsServer::~MetricsServer() { Stop(); }
+
+absl::Status MetricsServer::Start(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--metrics_listen must be host:port, got '", listen, "'"));
+  }
+  std::string host = listen.substr(0, colon);
+  auto server = std::make_unique<httplib::Server>();
+  server->new_task_queue = [] { return new httplib::ThreadPool(2); };
+  server->set_keep_alive_timeout(1);
+  server->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(RenderMetrics(sources_), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  if (port == 0) {
+    port_ = server->bind_to_any_port(host);
+  } else if (server->bind_to_port(host, port)) {
+    port_ = port;
+  } else {
+    port_ = -1;
+  }
+  if (port_ <= 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
+  httplib::Server* raw = server.get();
+  server_ = std::move(server);
+  thread_ = std::thread([raw] { raw->listen_after_bind(); });
+  return absl::OkStatus();
+}
+
+void MetricsServer::Stop() {
+  if (!server_) return;
+  server_->stop();
+  if (thread_.joinable()) thread_.join();
+  server_.reset();
+}
+
+}  // namespace presence::admin
