@@ -19,13 +19,18 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "server/metrics/histogram.h"
 #include "server/vs/vs_client.h"
 #include "server/vs_simulator/vs_simulator.h"
 
 ABSL_FLAG(int, requests, 100000, "pingRoom requests to send.");
 ABSL_FLAG(int, connections, 64, "Keep-alive connections to VS.");
 ABSL_FLAG(int, window, 2000, "Requests outstanding at once.");
+ABSL_FLAG(int, sequential, 0,
+          "Instead: send this many joinRoom one at a time and print their latency percentiles "
+          "(a direct HTTP call, to compare with a join through the gateway).");
 ABSL_FLAG(std::string, vs_url, "",
           "Benchmark against this server instead of the built-in simulator.");
 
@@ -78,6 +83,36 @@ int main(int argc, char** argv) {
   if (!client.ok()) {
     std::fprintf(stderr, "%s\n", client.status().ToString().c_str());
     return 1;
+  }
+
+  if (int n = absl::GetFlag(FLAGS_sequential); n > 0) {
+    presence::metrics::LatencyHistogram latency;
+    presence::vs::JoinRoomRequest join;
+    join.performer_id = 1;
+    join.nickname = "direct";
+    join.ip_address = "198.51.100.9";
+    int failed = 0;
+    for (int i = 0; i < n + 100; ++i) {  // The first 100 warm the connection.
+      absl::Notification done;
+      bool ok = false;
+      absl::Time start = absl::Now();
+      absl::Status taken = (*client)->JoinRoom(join, [&](presence::vs::VsResult r) {
+        ok = r.accepted();
+        done.Notify();
+      });
+      if (!taken.ok()) return 1;
+      done.WaitForNotification();
+      if (i < 100) continue;
+      if (ok) {
+        latency.Record(absl::Now() - start);
+      } else {
+        ++failed;
+      }
+    }
+    std::printf("direct joinRoom one at a time: %d ok, %d failed; latency p50=%.0fus p99=%.0fus\n",
+                n - failed, failed, absl::ToDoubleMicroseconds(latency.Percentile(0.5)),
+                absl::ToDoubleMicroseconds(latency.Percentile(0.99)));
+    return failed == 0 ? 0 : 1;
   }
 
   std::atomic<long> event_tid{0};

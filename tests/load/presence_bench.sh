@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The scale benchmark: N held sessions pinging every 10 s through the gateway
+# to nginx playing VS (so the upstream is not the bottleneck).
+#
+#   tests/load/presence_bench.sh [N] [--write]
+#
+# Prints, and with --write appends to BENCHMARKS.md, a row with:
+#   RSS per held session: (RSS at N - RSS at 0) / N
+#   server CPU and pingRoom/s while N sessions ping (vs N / interval)
+#   ping lateness p50 / p99 / p99.9 (sent minus scheduled)
+#   join latency through the gateway vs a direct HTTP call, one at a time
+#   RSS after every session closed, and joins = leaves (VS answers counted)
+#   time to drain N sessions on SIGTERM, with every leave delivered
+# Bounded: every wait has a deadline; everything it starts is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N="${1:-100000}"
+WRITE="${2:-}"
+INTERVAL=10
+CHANNELS=$(( N / 2000 < 8 ? 8 : (N / 2000 > 100 ? 100 : N / 2000) ))
+
+bash bazel/install_deps.sh
+bazel build //server:presence_server //tests/load:load_generator //server/vs:vs_client_benchmark >&2
+bin="$(bazel info bazel-bin)"
+work="$(mktemp -d -t presence-bench.XXXXXX)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() {  # wait_for FILE REGEX SECONDS
+  local deadline=$((SECONDS + $3))
+  until grep -q "$2" "$1" 2>/dev/null; do
+    ((SECONDS < deadline)) || { echo "timed out waiting for '$2' in $1" >&2; exit 1; }
+    sleep 0.2
+  done
+}
+metric() {  # metric NAME_WITH_LABELS
+  /usr/bin/python3 - "$MPORT" "$1" <<'EOF'
+import sys, urllib.request
+page = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode()
+for line in page.splitlines():
+    if line.startswith(sys.argv[2] + " "):
+        print(line.split(" ")[1]); break
+else:
+    print("nan")
+EOF
+}
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+
+tests/load/nginx_vs.sh > "$work/nginx.out" 2>&1 &
+pids+=($!)
+wait_for "$work/nginx.out" VS_URL 30
+VS_URL="$(sed -n 's/^VS_URL=//p' "$work/nginx.out")"
+sleep 0.5
+direct="$("$bin/server/vs/vs_client_benchmark" --sequential=2000 --vs_url="$VS_URL" | tail -1)"
+echo "$direct"
+
+start_server() {
+  PORT="$(free_port)"
+  MPORT="$(free_port)"
+  VS_KEY=bench "$bin/server/presence_server" --listen="127.0.0.1:$PORT" --vs_url="$VS_URL" \
+    --metrics_listen="127.0.0.1:$MPORT" --ping_interval=${INTERVAL}s --max_sessions=$((N * 2)) \
+    --drain_timeout=60s 2> "$work/server$1.log" &
+  SERVER=$!
+  pids+=("$SERVER")
+  wait_for "$work/server$1.log" "listening address=" 30
+}
+
+# Phase A: open N, hold, measure, close by a mix, measure again.
+start_server A
+sleep 1
+rss0=$(rss_kib "$SERVER")
+"$bin/tests/load/load_generator" --target="127.0.0.1:$PORT" --sessions="$N" --channels=$CHANNELS \
+  --max_joining=2000 --sequential_joins=2000 --hold=$((INTERVAL * 4 + 5))s --close_mix=1,1,1 \
+  --max_wait=600s > "$work/loadA.out" &
+LOAD=$!
+pids+=("$LOAD")
+wait_for "$work/loadA.out" "^ESTABLISHED" 900
+cat "$work/loadA.out"
+# Every session has pinged at least once before the window starts.
+sleep $((INTERVAL + 2))
+rssN=$(rss_kib "$SERVER")
+c1=$(cpu_s "$SERVER"); p1=$(metric 'presence_pings_total{outcome="accepted"}'); t1=$(date +%s.%N)
+sleep $((INTERVAL * 2))
+c2=$(cpu_s "$SERVER"); p2=$(metric 'presence_pings_total{outcome="accepted"}'); t2=$(date +%s.%N)
+held=$(metric presence_sessions_joined)
+late50=$(metric 'presence_ping_lateness_quantile_seconds{quantile="0.5"}')
+late99=$(metric 'presence_ping_lateness_quantile_seconds{quantile="0.99"}')
+late999=$(metric 'presence_ping_lateness_quantile_seconds{quantile="0.999"}')
+wait "$LOAD" || true
+cat "$work/loadA.out" | tail -2
+deadline=$((SECONDS + 120))
+while (( SECONDS < deadline )); do
+  j=$(metric 'presence_joins_total{outcome="accepted"}'); l=$(metric 'presence_leaves_total{outcome="accepted"}')
+  [ "${j%.*}" = "${l%.*}" ] && break
+  sleep 1
+done
+sleep 5
+rss_after=$(rss_kib "$SERVER")
+joinsA=$(metric 'presence_joins_total{outcome="accepted"}')
+leavesA=$(metric 'presence_leaves_total{outcome="accepted"}')
+kill -TERM "$SERVER"; wait "$SERVER" || true
+
+# Phase B: open N, then SIGTERM: time until every leave is delivered and the
+# process has exited.
+start_server B
+"$bin/tests/load/load_generator" --target="127.0.0.1:$PORT" --sessions="$N" --channels=$CHANNELS \
+  --max_joining=2000 --hold=600s --close_mix=none --max_wait=600s > "$work/loadB.out" &
+LOAD=$!
+pids+=("$LOAD")
+wait_for "$work/loadB.out" "^ESTABLISHED" 900
+tB=$(date +%s.%N)
+kill -TERM "$SERVER"
+wait "$SERVER" || true
+drain=$(/usr/bin/python3 -c "print($(date +%s.%N) - $tB)")
+drained="$(grep ' drained ' "$work/serverB.log" | tail -1)"
+wait "$LOAD" || true
+tail -2 "$work/loadB.out"
+
+join_gw="$(sed -n 's/^sequential joins: .*p50=\([0-9]*\)us p99=\([0-9]*\)us/\1 \2/p' "$work/loadA.out")"
+join_direct="$(echo "$direct" | sed -n 's/.*p50=\([0-9]*\)us p99=\([0-9]*\)us/\1 \2/p')"
+read -r gw50 gw99 <<< "$join_gw"
+read -r d50 d99 <<< "$join_direct"
+window=$(/usr/bin/python3 -c "print($t2 - $t1)")
+row=$(/usr/bin/python3 - <<EOF
+n=$N; rss0=$rss0; rssN=$rssN; after=$rss_after; w=$window
+cpu=($c2-$c1)/w; pings=($p2-$p1)/w
+print("| %s | %d | %s | %d | %.2f KiB | %.0f%% of a core | %.0f/s (want %.0f/s) | %.1f / %.1f / %.1f ms | %s / %s us | %s / %s us | %d KiB (at 0: %d KiB) | %s / %s | %.1f s | %s |" % (
+    "$(date +%F)", n, "$(nproc)", $held, (rssN - rss0) / n, 100 * cpu, pings, n / $INTERVAL,
+    1000 * $late50, 1000 * $late99, 1000 * $late999, "$gw50", "$gw99", "$d50", "$d99",
+    after, rss0, "$joinsA", "$leavesA", $drain, "$(echo "$drained" | grep -o 'leaves_sent=[0-9]* leaves_accepted=[0-9]*')"))
+EOF
+)
+echo
+echo "| date | N | nproc | held | RSS per session | server CPU while pinging | pingRoom delivered | ping lateness p50 / p99 / p99.9 | join via gateway p50 / p99 | join direct p50 / p99 | RSS after all closed | joins / leaves accepted (phase A) | drain on SIGTERM | drain leaves |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "$row"
+if [ "$WRITE" = "--write" ]; then
+  echo "$row" >> BENCHMARKS.md
+fi
