@@ -40,6 +40,14 @@ ABSL_FLAG(absl::Duration, leave_retry_window, absl::Seconds(60),
 ABSL_FLAG(int64_t, max_sessions, 200000, "Open sessions at most; more get RESOURCE_EXHAUSTED.");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
           "On SIGTERM/SIGINT, how long to wait for the leaves to reach VS.");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain for TLS on the gRPC listener.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: require client certificates signed by it (mutual TLS).");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "File holding a bearer token every RPC must carry ('authorization: Bearer <token>').");
+ABSL_FLAG(double, max_messages_per_second, 20,
+          "Per-stream limit on client messages after the join (burst: twice this); 0: none.");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus metrics at GET /metrics on host:port; empty: off.");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
@@ -47,17 +55,19 @@ ABSL_FLAG(bool, log_json, false, "Log one JSON object per line.");
 
 namespace {
 
-// The key never goes through a flag: flags show up in `ps`.
+// Secrets never go through a flag: flags show up in `ps`.
+absl::StatusOr<std::string> ReadSecretFile(const std::string& path, const char* flag) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", flag, " ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string secret(absl::StripAsciiWhitespace(text.str()));
+  if (secret.empty()) return absl::InvalidArgumentError(absl::StrCat(flag, " is empty"));
+  return secret;
+}
+
 absl::StatusOr<std::string> ReadKey(const std::string& key_file) {
-  if (!key_file.empty()) {
-    std::ifstream in(key_file);
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot read --vs_key_file ", key_file));
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string key(absl::StripAsciiWhitespace(text.str()));
-    if (key.empty()) return absl::InvalidArgumentError("--vs_key_file is empty");
-    return key;
-  }
+  if (!key_file.empty()) return ReadSecretFile(key_file, "--vs_key_file");
   const char* env = std::getenv("VS_KEY");
   if (env != nullptr && *env != '\0') return std::string(env);
   return absl::NotFoundError("no VS key: set VS_KEY or --vs_key_file");
@@ -91,6 +101,18 @@ int main(int argc, char** argv) {
   options.ping_interval = absl::GetFlag(FLAGS_ping_interval);
   options.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.max_messages_per_second = absl::GetFlag(FLAGS_max_messages_per_second);
+  if (std::string token_file = absl::GetFlag(FLAGS_auth_token_file); !token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadSecretFile(token_file, "--auth_token_file");
+    if (!token.ok()) {
+      presence::log::Error("config_error", {{"error", std::string(token.status().message())}});
+      return 2;
+    }
+    options.auth_token = *std::move(token);
+  }
   options.vs.request_timeout = absl::GetFlag(FLAGS_vs_timeout);
   options.vs.connect_timeout = absl::GetFlag(FLAGS_vs_connect_timeout);
   options.vs.max_connections = absl::GetFlag(FLAGS_vs_max_connections);

@@ -35,6 +35,16 @@ struct PresenceServerOptions {
   absl::Duration keepalive_time = absl::Seconds(10);
   absl::Duration keepalive_timeout = absl::Seconds(10);
   absl::Duration min_client_ping_interval = absl::Seconds(5);
+  // TLS on the gRPC listener when both are set (PEM files); with a client CA,
+  // clients must present a certificate it signed (mutual TLS).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  // Bearer token every Presence RPC must carry; empty: no auth.
+  std::string auth_token;
+  // Per-stream limit on client messages after the join (burst: twice this);
+  // past it the stream ends RESOURCE_EXHAUSTED (its leave is sent). 0: none.
+  double max_messages_per_second = 20;
   // Prometheus metrics at GET /metrics on host:port; empty: no endpoint.
   std::string metrics_listen;
   // Client messages are a few hundred bytes at most.

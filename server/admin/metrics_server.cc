@@ -51,6 +51,12 @@ std::string RenderMetrics(const MetricsSources& s) {
   Sample(&out, "presence_sessions_started_total", "", Load(c.sessions_started));
   Header(&out, "presence_sessions_refused_total", "counter", "Session streams refused.");
   Sample(&out, "presence_sessions_refused_total", "reason=\"full\"", Load(c.sessions_refused_full));
+  Header(&out, "presence_unauthenticated_total", "counter",
+         "RPCs refused for a missing or bad token.");
+  Sample(&out, "presence_unauthenticated_total", "", Load(c.unauthenticated));
+  Header(&out, "presence_rate_limited_total", "counter",
+         "Session streams ended for sending too many messages.");
+  Sample(&out, "presence_rate_limited_total", "", Load(c.rate_limited));
   Header(&out, "presence_invalid_requests_total", "counter", "Client messages refused as invalid.");
   Sample(&out, "presence_invalid_requests_total", "", Load(c.invalid_requests));
 

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/service/auth.h"
 #include "server/service/session_reactor.h"
 #include "server/service/status_conversion.h"
 
@@ -16,6 +17,11 @@ grpc::ServerUnaryReactor* PresenceService::UpdateCredits(
     grpc::CallbackServerContext* call, const presence::v1::UpdateCreditsRequest* request,
     presence::v1::UpdateCreditsResponse* /*response*/) {
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
+  if (grpc::Status auth = CheckAuth(call, context_->auth_token); !auth.ok()) {
+    context_->counters.unauthenticated.fetch_add(1, std::memory_order_relaxed);
+    reactor->Finish(auth);
+    return reactor;
+  }
   if (request->customer_id() <= 0) {
     reactor->Finish(
         grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -44,6 +50,11 @@ grpc::ServerUnaryReactor* PresenceService::GetRoom(grpc::CallbackServerContext* 
                                                    const presence::v1::GetRoomRequest* request,
                                                    presence::v1::GetRoomResponse* response) {
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
+  if (grpc::Status auth = CheckAuth(call, context_->auth_token); !auth.ok()) {
+    context_->counters.unauthenticated.fetch_add(1, std::memory_order_relaxed);
+    reactor->Finish(auth);
+    return reactor;
+  }
   if (request->performer_id() <= 0) {
     reactor->Finish(
         grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,

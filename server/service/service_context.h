@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 #include "server/metrics/histogram.h"
 #include "server/session/ping_scheduler.h"
@@ -20,6 +21,8 @@ namespace presence::service {
 struct ServiceCounters {
   std::atomic<int64_t> sessions_started{0};
   std::atomic<int64_t> sessions_refused_full{0};
+  std::atomic<int64_t> unauthenticated{0};
+  std::atomic<int64_t> rate_limited{0};
   std::atomic<int64_t> invalid_requests{0};
   std::atomic<int64_t> joins_accepted{0};
   std::atomic<int64_t> joins_rejected{0};
@@ -53,6 +56,10 @@ struct ServiceContext {
   // Time from joinRoom sent to its answer, as the gateway saw it.
   metrics::LatencyHistogram join_latency;
   std::atomic<bool> draining{false};
+  // Bearer token every RPC must carry; empty: no auth.
+  std::string auth_token;
+  // Per-stream limit on client messages after the join (burst: twice this).
+  double max_messages_per_second = 20;
 };
 
 }  // namespace presence::service

@@ -1,11 +1,13 @@
 #include "server/service/session_reactor.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/log/log.h"
+#include "server/service/auth.h"
 #include "server/service/status_conversion.h"
 #include "server/session/join_validation.h"
 
@@ -57,6 +59,8 @@ const char* StatusCodeName(grpc::StatusCode code) {
       return "RESOURCE_EXHAUSTED";
     case grpc::StatusCode::UNAVAILABLE:
       return "UNAVAILABLE";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
     default:
       return "OTHER";
   }
@@ -79,12 +83,17 @@ void SendOrphanLeave(ServiceContext* context, const std::string& session_id,
 
 }  // namespace
 
-SessionReactor::SessionReactor(ServiceContext* context, grpc::CallbackServerContext* /*call*/)
+SessionReactor::SessionReactor(ServiceContext* context, grpc::CallbackServerContext* call)
     : context_(context),
       core_(std::make_shared<session::SessionCore>(NewSessionId(), this)),
       started_(absl::Now()) {
   absl::MutexLock lock(&mu_);
   context_->counters.sessions_started.fetch_add(1, std::memory_order_relaxed);
+  if (grpc::Status auth = CheckAuth(call, context_->auth_token); !auth.ok()) {
+    context_->counters.unauthenticated.fetch_add(1, std::memory_order_relaxed);
+    EndLocked(auth);
+    return;
+  }
   if (context_->draining.load(std::memory_order_relaxed)) {
     EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
     return;
@@ -194,6 +203,8 @@ void SessionReactor::OnJoinResult(vs::VsResult result) {
     identity.joined_at = absl::Now();
     core_->set_identity(std::move(identity));
     phase_ = Phase::kJoined;
+    tokens_ = 2 * context_->max_messages_per_second;
+    refilled_ = absl::Now();
     log::Info("session_joined",
               {{"session", core_->id()}, {"performer", performer}, {"outcome", "accepted"}});
     if (end_status_.has_value()) {
@@ -238,7 +249,27 @@ void SessionReactor::OnJoinResult(vs::VsResult result) {
   }
 }
 
+bool SessionReactor::TakeTokenLocked() {
+  const double rate = context_->max_messages_per_second;
+  if (rate <= 0) return true;
+  absl::Time now = absl::Now();
+  tokens_ = std::min(2 * rate, tokens_ + rate * absl::ToDoubleSeconds(now - refilled_));
+  refilled_ = now;
+  if (tokens_ < 1) return false;
+  tokens_ -= 1;
+  return true;
+}
+
 void SessionReactor::HandleJoinedMessageLocked() {
+  if (!TakeTokenLocked()) {
+    context_->counters.rate_limited.fetch_add(1, std::memory_order_relaxed);
+    EndLocked(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("more than ", context_->max_messages_per_second,
+                     " messages per second on one stream (burst ",
+                     2 * context_->max_messages_per_second, "); the session was left")));
+    return;
+  }
   switch (request_.event_case()) {
     case SessionRequest::kActivity:
       core_->RecordActivity(absl::Now());

@@ -56,6 +56,8 @@ class SessionReactor
 
   void HandleFirstMessageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleJoinedMessageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes a token for one client message; false when the stream is over its rate.
+  bool TakeTokenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleCreditsLocked(int64_t credits) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendCreditsLocked(int64_t credits) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReplyCreditsLocked(bool success, std::string message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -86,6 +88,9 @@ class SessionReactor
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool credits_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<int64_t> pending_credits_ ABSL_GUARDED_BY(mu_);
+  // Token bucket for client messages after the join.
+  double tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time refilled_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace presence::service

@@ -2,7 +2,6 @@
 
 #include "server/vs/vs_client.h"
 
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,6 +9,7 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "server/vs_simulator/vs_simulator.h"
+#include "tests/testing/test_pki.h"
 
 namespace presence::vs {
 namespace {
@@ -416,44 +416,28 @@ TEST_F(VsClientTest, TheKeyNeverAppearsInErrors) {
   EXPECT_EQ(results[0].vs_message, "bad key <key>");
 }
 
-// A self-signed certificate for 127.0.0.1, made with the openssl tool.
-struct TestCertificate {
-  std::string dir, cert, key;
-  TestCertificate() {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/vs_tls";
-    cert = dir + "/cert.pem";
-    key = dir + "/key.pem";
-    std::string command =
-        "mkdir -p " + dir +
-        " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
-        " -addext subjectAltName=IP:127.0.0.1 -keyout " +
-        key + " -out " + cert + " >/dev/null 2>&1";
-    EXPECT_EQ(std::system(command.c_str()), 0) << command;
-  }
-};
-
 TEST_F(VsClientTest, HttpsWorksAndVerifiesTheCertificate) {
-  TestCertificate tls;
+  testing::TestPki tls("vs_tls");
+  ASSERT_TRUE(tls.ok);
   VsSimulatorOptions sim_options;
   sim_options.key = kKey;
   sim_options.keep_alive_timeout_seconds = 1;
-  sim_options.tls_cert_file = tls.cert;
-  sim_options.tls_key_file = tls.key;
+  sim_options.tls_cert_file = tls.server_cert;
+  sim_options.tls_key_file = tls.server_key;
   VsSimulator https_sim(sim_options);
   ASSERT_TRUE(https_sim.Start().ok());
   ASSERT_EQ(https_sim.url().substr(0, 8), "https://");
 
   VsClientOptions options = Options();
   options.base_url = https_sim.url();
-  options.ca_file = tls.cert;
+  options.ca_file = tls.ca;
   auto client = Client(options);
   VsResult result = Await([&](VsCallback cb) { return client->JoinRoom(Join(), std::move(cb)); });
   ASSERT_TRUE(result.accepted()) << result.status;
   EXPECT_EQ(result.nickname, "bob_1000");
   EXPECT_EQ(https_sim.Requests()[0].key, kKey);
 
-  // Without the CA the self-signed certificate is refused.
+  // Without the CA the certificate is refused.
   options.ca_file = "";
   auto untrusting = Client(options);
   VsResult refused =
