@@ -1,5 +1,8 @@
 #include "server/presence_server.h"
 
+#include <malloc.h>
+
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -103,7 +106,20 @@ absl::StatusOr<std::unique_ptr<PresenceServer>> PresenceServer::Start(
       return started;
     }
   }
+  server->housekeeping_ = std::thread([s = server.get()] { s->TrimMemoryLoop(); });
   return server;
+}
+
+void PresenceServer::TrimMemoryLoop() {
+  int64_t peak = 0;
+  while (!stop_housekeeping_.WaitForNotificationWithTimeout(absl::Seconds(5))) {
+    int64_t open = registry_->open();
+    peak = std::max(peak, open);
+    if (peak - open >= std::max<int64_t>(1000, peak / 10)) {
+      malloc_trim(0);
+      peak = open;
+    }
+  }
 }
 
 bool PresenceServer::Shutdown(absl::Time deadline) {
@@ -122,6 +138,8 @@ PresenceServer::~PresenceServer() {
   if (server_ != nullptr) Shutdown(absl::Now() + absl::Seconds(5));
   // Order matters: nothing may call into the VS client or the scheduler once
   // they are gone, so the metrics page and the gRPC server go first.
+  stop_housekeeping_.Notify();
+  if (housekeeping_.joinable()) housekeeping_.join();
   metrics_.reset();
   server_.reset();
   service_.reset();

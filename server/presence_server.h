@@ -10,8 +10,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "server/admin/metrics_server.h"
@@ -76,8 +78,14 @@ class PresenceServer {
  private:
   PresenceServer() = default;
 
+  // Returns freed memory to the system after many sessions end: glibc keeps
+  // it in its arenas otherwise, and RSS after a peak would never come down.
+  void TrimMemoryLoop();
+
   int port_ = 0;
   bool shut_down_ = false;
+  absl::Notification stop_housekeeping_;
+  std::thread housekeeping_;
   std::unique_ptr<vs::VsClient> vs_;
   std::unique_ptr<session::SessionRegistry> registry_;
   std::unique_ptr<session::PingScheduler> scheduler_;

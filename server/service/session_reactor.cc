@@ -158,6 +158,7 @@ void SessionReactor::HandleFirstMessageLocked() {
   join_.ip_address = join.ip_address();
   join_.registered = join.registered();
   join_.credits = join.credits();
+  request_.Clear();  // Frees the Join while the session lives.
   phase_ = Phase::kJoining;
   log::Debug("session_joining", {{"session", core_->id()},
                                  {"performer", absl::StrCat(join_.performer_id)},
@@ -409,10 +410,7 @@ void SessionReactor::EndLocked(grpc::Status status) {
     SendLeaveLocked(core_->presence(), /*best_effort=*/false);
     phase_ = Phase::kEnded;
   }
-  if (cancelled_) {
-    // Nobody will read what is queued; keep only the write in flight.
-    while (outbox_.size() > (writing_ ? 1u : 0u)) outbox_.pop_back();
-  }
+  if (cancelled_) queued_.clear();  // Nobody will read it.
   const char* code = StatusCodeName(status.error_code());
   if (phase_ != Phase::kJoining) {
     log::Info(
@@ -459,31 +457,32 @@ void SessionReactor::SendLeaveLocked(const vs::RoomPresence& presence, bool best
 void SessionReactor::WriteLocked(SessionResponse response) {
   if (finish_called_) return;
   if (cancelled_) return;
-  outbox_.push_back(std::move(response));
-  if (!writing_) {
-    writing_ = true;
-    StartWrite(&outbox_.front());
+  if (in_flight_.has_value()) {
+    queued_.push_back(std::move(response));
+    return;
   }
+  in_flight_ = std::move(response);
+  StartWrite(&*in_flight_);
 }
 
 void SessionReactor::OnWriteDone(bool ok) {
   absl::MutexLock lock(&mu_);
-  writing_ = false;
-  if (!outbox_.empty()) outbox_.pop_front();
+  in_flight_.reset();
   if (!ok) {
-    outbox_.clear();
+    queued_.clear();
     EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the stream broke while writing"));
-  } else if (!outbox_.empty()) {
-    writing_ = true;
-    StartWrite(&outbox_.front());
+  } else if (!queued_.empty()) {
+    in_flight_ = std::move(queued_.front());
+    queued_.erase(queued_.begin());
+    StartWrite(&*in_flight_);
     return;
   }
   MaybeFinishLocked();
 }
 
 void SessionReactor::MaybeFinishLocked() {
-  if (!end_status_.has_value() || finish_called_ || phase_ == Phase::kJoining || writing_ ||
-      !outbox_.empty()) {
+  if (!end_status_.has_value() || finish_called_ || phase_ == Phase::kJoining ||
+      in_flight_.has_value() || !queued_.empty()) {
     return;
   }
   finish_called_ = true;

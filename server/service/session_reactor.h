@@ -16,9 +16,9 @@
 // mu_. Lock order: SessionCore's lock, then mu_.
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -84,8 +84,10 @@ class SessionReactor
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
   presence::v1::SessionRequest request_ ABSL_GUARDED_BY(mu_);
   vs::JoinRoomRequest join_ ABSL_GUARDED_BY(mu_);
-  std::deque<presence::v1::SessionResponse> outbox_ ABSL_GUARDED_BY(mu_);
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  // The message being written (its address is what StartWrite holds), and
+  // those waiting behind it. Nothing is allocated while the queue is idle.
+  std::optional<presence::v1::SessionResponse> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::vector<presence::v1::SessionResponse> queued_ ABSL_GUARDED_BY(mu_);
   bool credits_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<int64_t> pending_credits_ ABSL_GUARDED_BY(mu_);
   // Token bucket for client messages after the join.
