@@ -26,15 +26,9 @@ class Gateway:
     """A VS simulator and a presence_server in front of it, on loopback."""
 
     def __init__(self, ping_interval="300ms", extra_flags=()):
-        self.sim = subprocess.Popen(
-            [runfile("server/vs_simulator/vs_simulator_main"), "--port=0", "--key=client-test-key"],
-            stdout=subprocess.PIPE, text=True)
-        line = self.sim.stdout.readline()
-        match = re.search(r"listening on (http://\S+)", line)
-        if not match:
-            self.sim.kill()
-            raise RuntimeError("simulator did not start: %r" % line)
-        self.sim_url = match.group(1)
+        self.sim = None
+        self.history = []
+        self.start_sim(port=0)
         env = dict(os.environ, VS_KEY="client-test-key")
         self.server = subprocess.Popen(
             [runfile("server/presence_server"), "--listen=127.0.0.1:0",
@@ -58,6 +52,39 @@ class Gateway:
             raise RuntimeError("presence_server did not start:\n" + "".join(self.log))
         threading.Thread(target=self._drain_log, daemon=True).start()
 
+    def start_sim(self, port):
+        """Starts the simulator (again, on the same port when `port` is given)."""
+        self.sim = subprocess.Popen(
+            [runfile("server/vs_simulator/vs_simulator_main"), "--port=%d" % port,
+             "--key=client-test-key"],
+            stdout=subprocess.PIPE, text=True)
+        line = self.sim.stdout.readline()
+        match = re.search(r"listening on (http://\S+)", line)
+        if not match:
+            self.sim.kill()
+            raise RuntimeError("simulator did not start: %r" % line)
+        self.sim_url = match.group(1)
+        self.sim_port = int(self.sim_url.rsplit(":", 1)[1])
+
+    def stop_sim(self):
+        """Takes VS down: connections are refused until start_sim(port). What it
+        saw so far is kept for all_requests()."""
+        self.history.extend(self.requests())
+        self.sim.terminate()
+        self.sim.wait(timeout=30)
+        self.sim.stdout.close()
+
+    def restart_sim(self):
+        """Brings VS back on the same port. Its request log starts empty."""
+        self.start_sim(port=self.sim_port)
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.server.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
     def _drain_log(self):
         for line in self.server.stderr:
             self.log.append(line)
@@ -69,6 +96,11 @@ class Gateway:
     def requests(self, function=None):
         with urllib.request.urlopen(self.sim_url + "/_sim/requests", timeout=5) as r:
             rows = [json.loads(line) for line in r.read().decode().splitlines() if line]
+        return [row for row in rows if function is None or row["function"] == function]
+
+    def all_requests(self, function=None):
+        """Every request VS saw, across simulator restarts."""
+        rows = self.history + self.requests()
         return [row for row in rows if function is None or row["function"] == function]
 
     def wait_count(self, function, n, timeout=10.0):
@@ -88,5 +120,6 @@ class Gateway:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-        self.sim.stdout.close()
+        if not self.sim.stdout.closed:
+            self.sim.stdout.close()
         self.server.stderr.close()

@@ -7,12 +7,16 @@
 namespace presence::vs {
 namespace {
 
-// A failure after which the request may be sent again without harm.
+// A failure after which the request may be sent again without harm. An
+// answer we cannot read counts: a proxy's error page or a half-written body
+// says nothing about whether VS took the request, and leaveRoom and
+// updateCredits are safe to repeat.
 bool IsTransient(const VsResult& result) {
   switch (result.outcome) {
     case VsOutcome::kTransportError:
     case VsOutcome::kTimeout:
     case VsOutcome::kNotConnected:
+    case VsOutcome::kProtocolError:
       return true;
     case VsOutcome::kHttpError:
       return result.http_status == 429 || result.http_status >= 500;

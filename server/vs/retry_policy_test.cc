@@ -45,7 +45,7 @@ TEST(RetryPolicyTest, LeaveRetriesTransientFailuresWithinBudget) {
   absl::Duration delay;
   for (VsResult r : {Outcome(VsOutcome::kTransportError), Outcome(VsOutcome::kTimeout),
                      Outcome(VsOutcome::kNotConnected), Outcome(VsOutcome::kHttpError, 503),
-                     Outcome(VsOutcome::kHttpError, 429)}) {
+                     Outcome(VsOutcome::kHttpError, 429), Outcome(VsOutcome::kProtocolError)}) {
     EXPECT_TRUE(policy.ShouldRetry(VsFunction::kLeaveRoom, r, 1, absl::ZeroDuration(), &delay))
         << VsOutcomeName(r.outcome);
     EXPECT_EQ(delay, absl::Milliseconds(100));
@@ -57,8 +57,7 @@ TEST(RetryPolicyTest, LeaveDoesNotRetryAnswersThatWillNotChange) {
   RetryPolicy policy(Options(), [] { return 0.0; });
   absl::Duration delay;
   for (VsResult r : {Outcome(VsOutcome::kRejected), Outcome(VsOutcome::kHttpError, 400),
-                     Outcome(VsOutcome::kHttpError, 404), Outcome(VsOutcome::kProtocolError),
-                     Outcome(VsOutcome::kAccepted)}) {
+                     Outcome(VsOutcome::kHttpError, 404), Outcome(VsOutcome::kAccepted)}) {
     EXPECT_FALSE(policy.ShouldRetry(VsFunction::kLeaveRoom, r, 1, absl::ZeroDuration(), &delay))
         << VsOutcomeName(r.outcome) << " " << r.http_status;
   }

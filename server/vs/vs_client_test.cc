@@ -280,6 +280,19 @@ TEST_F(VsClientTest, GarbageBodyIsAProtocolError) {
   EXPECT_NE(result.status.message().find("502 Bad Gateway"), std::string::npos) << result.status;
 }
 
+TEST_F(VsClientTest, LeaveIsRetriedAfterAnAnswerItCannotRead) {
+  FaultRule rule;
+  rule.function = "leaveRoom";
+  rule.garbage = true;
+  rule.times = 2;
+  sim_->AddFault(rule);
+  auto client = Client();
+  VsResult result =
+      Await([&](VsCallback cb) { return client->LeaveRoom(Presence(), std::move(cb)); });
+  EXPECT_TRUE(result.accepted()) << result.status;
+  EXPECT_EQ(result.attempts, 3);
+}
+
 TEST_F(VsClientTest, SlowVsIsATimeout) {
   FaultRule rule;
   rule.latency = absl::Milliseconds(800);

@@ -123,6 +123,7 @@ absl::Status VsSimulator::Start() {
                              {"connection", r.connection},
                              {"status", r.status},
                              {"success", r.success},
+                             {"answered_nickname", r.answered_nickname},
                              {"at_unix_ms", absl::ToUnixMillis(r.at)}};
       out += line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       out += "\n";
@@ -334,6 +335,7 @@ VsSimulator::Answer VsSimulator::Handle(const std::string& key, const std::strin
   }
   record.status = answer.status;
   record.success = answer.success;
+  if (answer.success) record.answered_nickname = nickname;
   ++counts_[record.function];
   if (options_.record) requests_.push_back(std::move(record));
   return answer;

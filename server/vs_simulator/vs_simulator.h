@@ -62,6 +62,7 @@ struct RecordedRequest {
   std::string connection;  // "ip:port" of the client's connection.
   int status = 0;          // The HTTP status answered.
   bool success = false;    // The `success` answered.
+  std::string answered_nickname;  // joinRoom answered success: the display nickname.
   absl::Time at;
 
   // The value of the first field named `name`, if any.
