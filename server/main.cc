@@ -48,6 +48,11 @@ ABSL_FLAG(std::string, auth_token_file, "",
           "File holding a bearer token every RPC must carry ('authorization: Bearer <token>').");
 ABSL_FLAG(double, max_messages_per_second, 20,
           "Per-stream limit on client messages after the join (burst: twice this); 0: none.");
+ABSL_FLAG(
+    std::string, boot_listen, "",
+    "Accept VS customer boot notifications (POST /boot?key=SECRET) on host:port; empty: off.");
+ABSL_FLAG(std::string, boot_secret_file, "",
+          "File holding the shared secret VS puts in the boot URL's key parameter.");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus metrics at GET /metrics on host:port; empty: off.");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
@@ -101,6 +106,16 @@ int main(int argc, char** argv) {
   options.ping_interval = absl::GetFlag(FLAGS_ping_interval);
   options.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.boot_listen = absl::GetFlag(FLAGS_boot_listen);
+  if (!options.boot_listen.empty()) {
+    absl::StatusOr<std::string> secret =
+        ReadSecretFile(absl::GetFlag(FLAGS_boot_secret_file), "--boot_secret_file");
+    if (!secret.ok()) {
+      presence::log::Error("config_error", {{"error", std::string(secret.status().message())}});
+      return 2;
+    }
+    options.boot_secret = *std::move(secret);
+  }
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);

@@ -110,6 +110,12 @@ absl::StatusOr<std::unique_ptr<PresenceServer>> PresenceServer::Start(
       return started;
     }
   }
+  if (!options.boot_listen.empty()) {
+    server->boot_ = std::make_unique<admin::BootServer>(context, options.boot_secret);
+    if (absl::Status started = server->boot_->Start(options.boot_listen); !started.ok()) {
+      return started;
+    }
+  }
   server->housekeeping_ = std::thread([s = server.get()] { s->TrimMemoryLoop(); });
   return server;
 }
@@ -144,6 +150,7 @@ PresenceServer::~PresenceServer() {
   // they are gone, so the metrics page and the gRPC server go first.
   stop_housekeeping_.Notify();
   if (housekeeping_.joinable()) housekeeping_.join();
+  boot_.reset();
   metrics_.reset();
   server_.reset();
   service_.reset();

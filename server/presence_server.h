@@ -16,6 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "server/admin/boot_server.h"
 #include "server/admin/metrics_server.h"
 #include "server/service/presence_service.h"
 #include "server/service/service_context.h"
@@ -47,6 +48,10 @@ struct PresenceServerOptions {
   // Per-stream limit on client messages after the join (burst: twice this);
   // past it the stream ends RESOURCE_EXHAUSTED (its leave is sent). 0: none.
   double max_messages_per_second = 20;
+  // VS customer boot notifications at POST /boot?key=<boot_secret> on
+  // host:port; empty: off. Needs boot_secret.
+  std::string boot_listen;
+  std::string boot_secret;
   // Prometheus metrics at GET /metrics on host:port; empty: no endpoint.
   std::string metrics_listen;
   // Client messages are a few hundred bytes at most.
@@ -63,6 +68,8 @@ class PresenceServer {
   int port() const { return port_; }
   // The metrics endpoint's port, or 0 when there is none.
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+  // The boot endpoint's port, or 0 when there is none.
+  int boot_port() const { return boot_ ? boot_->port() : 0; }
 
   // The graceful drain: health turns NOT_SERVING, new sessions are refused
   // with UNAVAILABLE, every session's leave is sent and its stream ended with
@@ -93,6 +100,7 @@ class PresenceServer {
   std::unique_ptr<service::PresenceService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<admin::MetricsServer> metrics_;
+  std::unique_ptr<admin::BootServer> boot_;
 };
 
 }  // namespace presence

@@ -61,6 +61,8 @@ const char* StatusCodeName(grpc::StatusCode code) {
       return "UNAVAILABLE";
     case grpc::StatusCode::UNAUTHENTICATED:
       return "UNAUTHENTICATED";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
     default:
       return "OTHER";
   }
@@ -395,6 +397,11 @@ void SessionReactor::OnPingResult(const vs::VsResult& result) {
 void SessionReactor::EndForDrain() {
   absl::MutexLock lock(&mu_);
   EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+}
+
+void SessionReactor::EndForBoot() {
+  absl::MutexLock lock(&mu_);
+  EndLocked(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "removed by VS"));
 }
 
 void SessionReactor::OnCancel() {

@@ -42,6 +42,8 @@ class SessionReactor
   void OnCreditsResult(const vs::VsResult& result);
   // The drain on shutdown: leave, then UNAVAILABLE.
   void EndForDrain();
+  // VS booted the customer: leave, then PERMISSION_DENIED.
+  void EndForBoot();
 
   // Sends a session's pingRoom (from the ping scheduler's thread).
   static void SendPing(ServiceContext* context, std::shared_ptr<session::SessionCore> core);

@@ -1,0 +1,52 @@
+#ifndef PRESENCE_SERVER_ADMIN_BOOT_SERVER_H_
+#define PRESENCE_SERVER_ADMIN_BOOT_SERVER_H_
+
+// BootServer takes VS's customer boot notifications: VS POSTs
+//   function=customerBoot&performerId=..&customerId=..&nickname=..
+// to the URL the partner registered, e.g. http://host:port/boot?key=SECRET.
+// The matching sessions end with PERMISSION_DENIED "removed by VS": the
+// customer's session in that room, or all of the customer's sessions when no
+// performerId is given. Each ended session sends its leaveRoom as on any
+// other exit, so the VS ledger stays one leave per join (VS may answer that
+// leave with success:false; it is logged, not retried).
+//
+// The shared secret is compared in constant time; a request without it gets
+// 403 and ends nothing. Thread-safe.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "server/service/service_context.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace presence::admin {
+
+class BootServer {
+ public:
+  BootServer(service::ServiceContext* context, std::string secret);
+  ~BootServer();
+
+  absl::Status Start(const std::string& listen);
+  void Stop();
+  int port() const { return port_; }
+
+  // Ends the matching sessions; returns how many. performer_id 0: any room.
+  static int Boot(service::ServiceContext* context, int64_t customer_id, int64_t performer_id);
+
+ private:
+  service::ServiceContext* const context_;
+  const std::string secret_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace presence::admin
+
+#endif  // PRESENCE_SERVER_ADMIN_BOOT_SERVER_H_
