@@ -53,6 +53,9 @@ ABSL_FLAG(
     "Accept VS customer boot notifications (POST /boot?key=SECRET) on host:port; empty: off.");
 ABSL_FLAG(std::string, boot_secret_file, "",
           "File holding the shared secret VS puts in the boot URL's key parameter.");
+ABSL_FLAG(std::string, state_dir, "",
+          "Directory for the session journal: after a crash, the next start leaves every "
+          "session that was open. Empty: no journal.");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus metrics at GET /metrics on host:port; empty: off.");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
@@ -106,6 +109,7 @@ int main(int argc, char** argv) {
   options.ping_interval = absl::GetFlag(FLAGS_ping_interval);
   options.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.state_dir = absl::GetFlag(FLAGS_state_dir);
   options.boot_listen = absl::GetFlag(FLAGS_boot_listen);
   if (!options.boot_listen.empty()) {
     absl::StatusOr<std::string> secret =

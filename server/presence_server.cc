@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "server/log/log.h"
 #include "server/service/session_reactor.h"
 
 namespace presence {
@@ -75,6 +77,14 @@ absl::StatusOr<std::unique_ptr<PresenceServer>> PresenceServer::Start(
   context->auth_token = options.auth_token;
   context->max_messages_per_second = options.max_messages_per_second;
   server->service_ = std::make_unique<service::PresenceService>(context);
+  if (!options.state_dir.empty()) {
+    absl::StatusOr<std::unique_ptr<journal::SessionJournal>> journal =
+        journal::SessionJournal::Open(options.state_dir);
+    if (!journal.ok()) return journal.status();
+    server->journal_ = *std::move(journal);
+    context->journal = server->journal_.get();
+    server->RecoverFromJournal(options.recovery_timeout);
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -120,6 +130,33 @@ absl::StatusOr<std::unique_ptr<PresenceServer>> PresenceServer::Start(
   return server;
 }
 
+void PresenceServer::RecoverFromJournal(absl::Duration timeout) {
+  const auto& unfinished = journal_->unfinished();
+  if (unfinished.empty()) return;
+  auto done = std::make_shared<std::atomic<int64_t>>(0);
+  for (const journal::JournaledSession& s : unfinished) {
+    journal::SessionJournal* journal = journal_.get();
+    std::string id = s.session_id;
+    absl::Status taken =
+        vs_->LeaveRoom(vs::RoomPresence{s.performer_id, s.customer_id, s.nickname},
+                       [journal, id, done](vs::VsResult result) {
+                         if (result.accepted() || result.outcome == vs::VsOutcome::kRejected) {
+                           journal->RecordLeft(id);
+                         }
+                         done->fetch_add(1);
+                       });
+    if (!taken.ok()) done->fetch_add(1);
+  }
+  absl::Time deadline = absl::Now() + timeout;
+  while (done->load() < static_cast<int64_t>(unfinished.size()) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  journal_->Sync();
+  log::Info("recovered", {{"sessions_left_open_by_last_run", absl::StrCat(unfinished.size())},
+                          {"leaves_answered", absl::StrCat(done->load())},
+                          {"open_after", absl::StrCat(journal_->open_sessions())}});
+}
+
 void PresenceServer::TrimMemoryLoop() {
   int64_t peak = 0;
   while (!stop_housekeeping_.WaitForNotificationWithTimeout(absl::Seconds(5))) {
@@ -156,6 +193,7 @@ PresenceServer::~PresenceServer() {
   service_.reset();
   scheduler_.reset();
   vs_.reset();
+  journal_.reset();  // Last: leave completions record into it.
 }
 
 }  // namespace presence

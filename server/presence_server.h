@@ -48,6 +48,11 @@ struct PresenceServerOptions {
   // Per-stream limit on client messages after the join (burst: twice this);
   // past it the stream ends RESOURCE_EXHAUSTED (its leave is sent). 0: none.
   double max_messages_per_second = 20;
+  // Directory for the session journal (crash-safe leaves); empty: none. At
+  // start, sessions a crashed run left open are left before serving, waiting
+  // at most recovery_timeout (the rest go on in the background).
+  std::string state_dir;
+  absl::Duration recovery_timeout = absl::Seconds(30);
   // VS customer boot notifications at POST /boot?key=<boot_secret> on
   // host:port; empty: off. Needs boot_secret.
   std::string boot_listen;
@@ -85,6 +90,9 @@ class PresenceServer {
  private:
   PresenceServer() = default;
 
+  // Leaves the sessions a crashed run left open (from the journal).
+  void RecoverFromJournal(absl::Duration timeout);
+
   // Returns freed memory to the system after many sessions end: glibc keeps
   // it in its arenas otherwise, and RSS after a peak would never come down.
   void TrimMemoryLoop();
@@ -93,6 +101,7 @@ class PresenceServer {
   bool shut_down_ = false;
   absl::Notification stop_housekeeping_;
   std::thread housekeeping_;
+  std::unique_ptr<journal::SessionJournal> journal_;
   std::unique_ptr<vs::VsClient> vs_;
   std::unique_ptr<session::SessionRegistry> registry_;
   std::unique_ptr<session::PingScheduler> scheduler_;

@@ -29,15 +29,24 @@ class Gateway:
         self.sim = None
         self.history = []
         self.start_sim(port=0)
+        self.ping_interval = ping_interval
+        self.server = None
+        self.log = []
+        self.start_server(extra_flags)
+
+    def start_server(self, extra_flags=()):
+        """Starts presence_server in front of the simulator (again, after a
+        crash or stop, when called a second time)."""
+        if self.server is not None and self.server.stderr is not None:
+            self.server.stderr.close()
         env = dict(os.environ, VS_KEY="client-test-key")
         self.server = subprocess.Popen(
             [runfile("server/presence_server"), "--listen=127.0.0.1:0",
-             "--vs_url=" + self.sim_url, "--ping_interval=" + ping_interval,
+             "--vs_url=" + self.sim_url, "--ping_interval=" + self.ping_interval,
              "--metrics_listen=127.0.0.1:0"] + list(extra_flags),
             stderr=subprocess.PIPE, text=True, env=env)
-        self.log = []
         self.address = None
-        deadline = time.time() + 20
+        deadline = time.time() + 60
         while time.time() < deadline:
             line = self.server.stderr.readline()
             if not line:
@@ -50,7 +59,7 @@ class Gateway:
         if not self.address:
             self.stop()
             raise RuntimeError("presence_server did not start:\n" + "".join(self.log))
-        threading.Thread(target=self._drain_log, daemon=True).start()
+        threading.Thread(target=self._drain_log, args=(self.server,), daemon=True).start()
 
     def start_sim(self, port):
         """Starts the simulator (again, on the same port when `port` is given)."""
@@ -85,9 +94,12 @@ class Gateway:
                     return int(line.split()[1])
         return 0
 
-    def _drain_log(self):
-        for line in self.server.stderr:
-            self.log.append(line)
+    def _drain_log(self, server):
+        try:
+            for line in server.stderr:
+                self.log.append(line)
+        except ValueError:
+            pass  # Closed by a restart.
 
     def counts(self):
         with urllib.request.urlopen(self.sim_url + "/_sim/counts", timeout=5) as r:

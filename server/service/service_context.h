@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "server/journal/session_journal.h"
 #include "server/metrics/histogram.h"
 #include "server/session/ping_scheduler.h"
 #include "server/session/session_registry.h"
@@ -56,6 +57,8 @@ struct ServiceContext {
   // Time from joinRoom sent to its answer, as the gateway saw it.
   metrics::LatencyHistogram join_latency;
   std::atomic<bool> draining{false};
+  // Crash-safe record of open sessions (--state_dir); null: none.
+  journal::SessionJournal* journal = nullptr;
   // Bearer token every RPC must carry; empty: no auth.
   std::string auth_token;
   // Per-stream limit on client messages after the join (burst: twice this).

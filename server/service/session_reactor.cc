@@ -205,6 +205,10 @@ void SessionReactor::OnJoinResult(vs::VsResult result) {
     identity.display_nickname = result.nickname.empty() ? join_.nickname : result.nickname;
     identity.joined_at = absl::Now();
     core_->set_identity(std::move(identity));
+    if (context_->journal != nullptr) {
+      context_->journal->RecordJoin(
+          {core_->id(), join_.performer_id, join_.customer_id, core_->identity().display_nickname});
+    }
     phase_ = Phase::kJoined;
     tokens_ = 2 * context_->max_messages_per_second;
     refilled_ = absl::Now();
@@ -443,6 +447,11 @@ void SessionReactor::SendLeaveLocked(const vs::RoomPresence& presence, bool best
   std::string id = core_->id();
   absl::Status taken =
       context_->vs->LeaveRoom(presence, [context, id, best_effort](vs::VsResult result) {
+        // VS answered (yes or no): nothing is left to do after a crash.
+        if (context->journal != nullptr &&
+            (result.accepted() || result.outcome == vs::VsOutcome::kRejected)) {
+          context->journal->RecordLeft(id);
+        }
         if (result.accepted()) {
           context->counters.leaves_accepted.fetch_add(1, std::memory_order_relaxed);
           return;

@@ -84,6 +84,42 @@ class ProcessE2eTest(unittest.TestCase):
         self.assertEqual(self.gw.server.wait(timeout=5), 1)
         self.assertLess(time.time() - start, 2)
 
+    def test_kill_9_then_restart_leaves_every_open_session_once(self):
+        state_dir = os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), "state-kill9")
+        self.gw.stop()
+        self.gw = harness.Gateway(ping_interval="1s", extra_flags=["--state_dir=" + state_dir])
+        self.channel.close()
+        self.channel = grpc.insecure_channel(self.gw.address)
+        self.stub = presence_pb2_grpc.PresenceStub(self.channel)
+        streams = [Stream(self.stub, i) for i in range(25)]
+        for s in streams:
+            self.assertTrue(s.joined.wait(10))
+        # Five leave normally before the crash: they must not be left again.
+        for s in streams[:5]:
+            s.requests.put(presence_pb2.SessionRequest(leave=presence_pb2.Leave()))
+            s.requests.put(None)
+        self.assertEqual(self.gw.wait_count("leaveRoom", 5), 5)
+        time.sleep(0.2)  # The journal's group commit is well under this.
+        self.gw.server.send_signal(signal.SIGKILL)
+        self.gw.server.wait(timeout=10)
+        self.assertEqual(self.gw.counts()["leaveRoom"], 5)
+
+        self.gw.start_server(["--state_dir=" + state_dir])
+        # Serving means recovery is done: the 20 open sessions were left.
+        self.assertEqual(self.gw.counts()["leaveRoom"], 25)
+        joined = {r["answered_nickname"] for r in self.gw.requests("joinRoom")}
+        left = [dict(r["fields"])["nickname"] for r in self.gw.requests("leaveRoom")]
+        self.assertEqual(sorted(left), sorted(joined))
+        self.assertTrue(any(" recovered " in line and "sessions_left_open_by_last_run=20" in line
+                            for line in self.gw.log))
+
+        # A clean stop and another start leave nothing more.
+        self.gw.server.send_signal(signal.SIGTERM)
+        self.assertEqual(self.gw.server.wait(timeout=30), 0)
+        self.gw.start_server(["--state_dir=" + state_dir])
+        time.sleep(0.5)
+        self.assertEqual(self.gw.counts()["leaveRoom"], 25)
+
     def test_a_vanished_client_is_found_by_keepalive_and_left(self):
         example = harness.runfile("clients/python/viewer_example.py")
         env = dict(os.environ)

@@ -1,0 +1,243 @@
+#include "server/journal/session_journal.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/vs/form.h"
+
+namespace presence::journal {
+namespace {
+
+constexpr char kFile[] = "sessions.journal";
+
+bool WriteAll(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+void SyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+std::string JoinLine(const JournaledSession& s) {
+  return absl::StrCat("J ", s.session_id, " ", s.performer_id, " ",
+                      s.customer_id.has_value() ? absl::StrCat(*s.customer_id) : "-", " ",
+                      vs::FormEscape(s.nickname), "\n");
+}
+
+std::optional<JournalRecord> ParseJournalLine(const std::string& line) {
+  std::vector<std::string> parts = absl::StrSplit(line, ' ');
+  JournalRecord record;
+  if (parts.size() == 2 && parts[0] == "L" && !parts[1].empty()) {
+    record.session.session_id = parts[1];
+    return record;
+  }
+  if (parts.size() != 5 || parts[0] != "J" || parts[1].empty()) return std::nullopt;
+  record.join = true;
+  record.session.session_id = parts[1];
+  if (!absl::SimpleAtoi(parts[2], &record.session.performer_id)) return std::nullopt;
+  if (parts[3] != "-") {
+    int64_t customer = 0;
+    if (!absl::SimpleAtoi(parts[3], &customer)) return std::nullopt;
+    record.session.customer_id = customer;
+  }
+  absl::StatusOr<std::string> nickname = vs::FormUnescape(parts[4]);
+  if (!nickname.ok() || nickname->empty()) return std::nullopt;
+  record.session.nickname = *std::move(nickname);
+  return record;
+}
+
+absl::StatusOr<std::unique_ptr<SessionJournal>> SessionJournal::Open(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot create --state_dir ", dir, ": ", strerror(errno)));
+  }
+  std::string path = absl::StrCat(dir, "/", kFile);
+  // Read back what the previous run left: joins without a leave, in order.
+  std::vector<JournaledSession> order;
+  absl::flat_hash_map<std::string, size_t> index;
+  std::vector<bool> left;
+  {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (in.eof()) break;  // No newline: a torn last record.
+      std::optional<JournalRecord> record = ParseJournalLine(line);
+      if (!record.has_value()) continue;
+      if (record->join) {
+        index[record->session.session_id] = order.size();
+        order.push_back(record->session);
+        left.push_back(false);
+      } else if (auto it = index.find(record->session.session_id); it != index.end()) {
+        left[it->second] = true;
+      }
+    }
+  }
+  std::vector<JournaledSession> unfinished;
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (!left[i]) unfinished.push_back(order[i]);
+  }
+  std::unique_ptr<SessionJournal> journal(new SessionJournal(dir, -1));
+  journal->unfinished_ = std::move(unfinished);
+  std::vector<std::string> live;
+  {
+    absl::MutexLock lock(&journal->mu_);
+    for (const JournaledSession& s : journal->unfinished_) {
+      std::string line = JoinLine(s);
+      journal->live_bytes_ += static_cast<int64_t>(line.size());
+      journal->live_[s.session_id] = line;
+      live.push_back(std::move(line));
+    }
+  }
+  if (!journal->Compact(live)) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot write the journal in ", dir, ": ", strerror(errno)));
+  }
+  journal->writer_ = std::thread([j = journal.get()] { j->Run(); });
+  return journal;
+}
+
+SessionJournal::SessionJournal(std::string dir, int fd)
+    : dir_(std::move(dir)), path_(absl::StrCat(dir_, "/", kFile)), fd_(fd) {}
+
+SessionJournal::~SessionJournal() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (writer_.joinable()) writer_.join();
+  absl::MutexLock lock(&mu_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void SessionJournal::Append(std::string line) {
+  pending_ += line;
+  ++appended_;
+}
+
+void SessionJournal::RecordJoin(const JournaledSession& session) {
+  std::string line = JoinLine(session);
+  absl::MutexLock lock(&mu_);
+  live_bytes_ += static_cast<int64_t>(line.size());
+  live_[session.session_id] = line;
+  Append(std::move(line));
+}
+
+void SessionJournal::RecordLeft(const std::string& session_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = live_.find(session_id);
+  if (it == live_.end()) return;  // Never journaled, or already left.
+  live_bytes_ -= static_cast<int64_t>(it->second.size());
+  live_.erase(it);
+  Append(absl::StrCat("L ", session_id, "\n"));
+}
+
+void SessionJournal::Sync() {
+  absl::MutexLock lock(&mu_);
+  int64_t target = appended_;
+  auto done = [this, target]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return durable_ >= target || fd_ < 0; };
+  mu_.Await(absl::Condition(&done));
+}
+
+JournalStats SessionJournal::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+int64_t SessionJournal::open_sessions() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(live_.size());
+}
+
+// Writes `live` to a new file and puts it in place of the log.
+bool SessionJournal::Compact(const std::vector<std::string>& live) {
+  std::string tmp = path_ + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  std::string data;
+  for (const std::string& line : live) data += line;
+  if (!WriteAll(fd, data) || ::fdatasync(fd) != 0 || ::rename(tmp.c_str(), path_.c_str()) != 0) {
+    ::close(fd);
+    return false;
+  }
+  SyncDir(dir_);
+  ::close(fd);
+  int append_fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (append_fd < 0) return false;
+  absl::MutexLock lock(&mu_);
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = append_fd;
+  file_bytes_ = static_cast<int64_t>(data.size());
+  ++stats_.compactions;
+  return true;
+}
+
+void SessionJournal::Run() {
+  constexpr int64_t kMinCompactBytes = 1 << 20;
+  while (true) {
+    std::string batch;
+    int64_t upto;
+    int fd;
+    bool compact;
+    std::vector<std::string> live;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !pending_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (pending_.empty() && stopping_) return;
+      batch.swap(pending_);
+      upto = appended_;
+      fd = fd_;
+      compact = file_bytes_ + static_cast<int64_t>(batch.size()) >
+                std::max(kMinCompactBytes, 4 * live_bytes_);
+      if (compact) {
+        live.reserve(live_.size());
+        for (const auto& [id, line] : live_) live.push_back(line);
+      }
+    }
+    bool ok;
+    if (compact) {
+      // The snapshot already reflects this batch: it replaces the log.
+      ok = Compact(live);
+    } else {
+      ok = WriteAll(fd, batch) && ::fdatasync(fd) == 0;
+    }
+    absl::MutexLock lock(&mu_);
+    if (!compact) file_bytes_ += static_cast<int64_t>(batch.size());
+    // A failed write (disk full) loses crash safety for these records but
+    // must not stall the server: Sync returns, and the error is counted.
+    durable_ = upto;
+    stats_.records = upto;
+    ++stats_.batches;
+    stats_.bytes += static_cast<int64_t>(batch.size());
+    if (!ok) ++stats_.write_errors;
+  }
+}
+
+}  // namespace presence::journal
