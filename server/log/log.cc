@@ -35,6 +35,12 @@ void AppendJsonString(std::string* out, absl::string_view s) {
     if (c == '"' || c == '\\') {
       out->push_back('\\');
       out->push_back(static_cast<char>(c));
+    } else if (c == '\n') {
+      out->append("\\n");
+    } else if (c == '\t') {
+      out->append("\\t");
+    } else if (c == '\r') {
+      out->append("\\r");
     } else if (c < 0x20 || c == 0x7f) {
       absl::StrAppend(out, "\\u00", std::string(1, kHex[c >> 4]), std::string(1, kHex[c & 0xf]));
     } else {

@@ -357,6 +357,38 @@ TEST_F(SessionE2eTest, CreditsForARegisteredCustomerReachVs) {
   LeaveCleanly(v);
 }
 
+TEST_F(SessionE2eTest, CreditsWaitingBehindOneInFlightCoalesceToTheNewest) {
+  Viewer v = Joined();
+  vs::FaultRule slow;
+  slow.function = "updateCredits";
+  slow.latency = absl::Milliseconds(400);
+  sim_->AddFault(slow);
+  for (int credits : {10, 20, 30, 40}) {
+    SessionRequest req;
+    req.mutable_credits()->set_credits(credits);
+    ASSERT_TRUE(v.stream->Write(req));
+  }
+  // 10 goes out at once; 20 waits, is superseded by 30, which is superseded
+  // by 40; 40 goes out when 10 is answered.
+  std::vector<std::pair<bool, std::string>> replies;
+  SessionResponse resp;
+  while (replies.size() < 4 && v.stream->Read(&resp)) {
+    if (resp.has_credits_updated()) {
+      replies.emplace_back(resp.credits_updated().success(), resp.credits_updated().message());
+    }
+  }
+  ASSERT_EQ(replies.size(), 4u);
+  EXPECT_EQ(replies[0], std::make_pair(false, std::string("superseded by a newer credits update")));
+  EXPECT_EQ(replies[1], std::make_pair(false, std::string("superseded by a newer credits update")));
+  EXPECT_EQ(replies[2], std::make_pair(true, std::string()));
+  EXPECT_EQ(replies[3], std::make_pair(true, std::string()));
+  std::vector<vs::RecordedRequest> sent = sim_->Requests("updateCredits");
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0].Field("credits"), "10");
+  EXPECT_EQ(sent[1].Field("credits"), "40");
+  LeaveCleanly(v);
+}
+
 TEST_F(SessionE2eTest, CreditsForAGuestAreRefusedWithoutAVsCall) {
   Viewer v = Joined(JoinRequest(42, "guest", std::nullopt, false));
   SessionRequest credits;
