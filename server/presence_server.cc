@@ -68,12 +68,19 @@ absl::StatusOr<std::unique_ptr<PresenceServer>> PresenceServer::Start(
   server->scheduler_ = std::make_unique<session::PingScheduler>(
       options.ping_interval,
       [context](const std::shared_ptr<session::PingTarget>& target, absl::Time /*scheduled*/) {
-        service::SessionReactor::SendPing(context,
-                                          std::static_pointer_cast<session::SessionCore>(target));
+        if (target->kind() == session::PingTarget::Kind::kSharedPresence) {
+          service::SessionReactor::SendSharedPing(
+              context, std::static_pointer_cast<session::SharedPresence>(target));
+        } else {
+          service::SessionReactor::SendPing(context,
+                                            std::static_pointer_cast<session::SessionCore>(target));
+        }
       });
   context->vs = server->vs_.get();
   context->scheduler = server->scheduler_.get();
   context->registry = server->registry_.get();
+  server->presences_ = std::make_unique<session::PresenceTable>();
+  context->presences = server->presences_.get();
   context->auth_token = options.auth_token;
   context->max_messages_per_second = options.max_messages_per_second;
   server->service_ = std::make_unique<service::PresenceService>(context);

@@ -21,6 +21,7 @@
 #include "server/service/presence_service.h"
 #include "server/service/service_context.h"
 #include "server/session/ping_scheduler.h"
+#include "server/session/presence_table.h"
 #include "server/session/session_registry.h"
 #include "server/vs/vs_client.h"
 
@@ -104,6 +105,7 @@ class PresenceServer {
   std::unique_ptr<journal::SessionJournal> journal_;
   std::unique_ptr<vs::VsClient> vs_;
   std::unique_ptr<session::SessionRegistry> registry_;
+  std::unique_ptr<session::PresenceTable> presences_;
   std::unique_ptr<session::PingScheduler> scheduler_;
   service::ServiceContext context_;
   std::unique_ptr<service::PresenceService> service_;

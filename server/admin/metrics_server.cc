@@ -51,6 +51,9 @@ std::string RenderMetrics(const MetricsSources& s) {
   Sample(&out, "presence_sessions_started_total", "", Load(c.sessions_started));
   Header(&out, "presence_sessions_refused_total", "counter", "Session streams refused.");
   Sample(&out, "presence_sessions_refused_total", "reason=\"full\"", Load(c.sessions_refused_full));
+  Header(&out, "presence_joins_shared_total", "counter",
+         "Streams that joined a presence their customer already held in the room.");
+  Sample(&out, "presence_joins_shared_total", "", Load(c.joins_shared));
   Header(&out, "presence_unauthenticated_total", "counter",
          "RPCs refused for a missing or bad token.");
   Sample(&out, "presence_unauthenticated_total", "", Load(c.unauthenticated));

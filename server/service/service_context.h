@@ -13,6 +13,7 @@
 #include "server/journal/session_journal.h"
 #include "server/metrics/histogram.h"
 #include "server/session/ping_scheduler.h"
+#include "server/session/presence_table.h"
 #include "server/session/session_registry.h"
 #include "server/vs/vs_client.h"
 
@@ -24,6 +25,7 @@ struct ServiceCounters {
   std::atomic<int64_t> sessions_refused_full{0};
   std::atomic<int64_t> unauthenticated{0};
   std::atomic<int64_t> rate_limited{0};
+  std::atomic<int64_t> joins_shared{0};  // Streams that joined an existing presence.
   std::atomic<int64_t> invalid_requests{0};
   std::atomic<int64_t> joins_accepted{0};
   std::atomic<int64_t> joins_rejected{0};
@@ -53,6 +55,8 @@ struct ServiceContext {
   vs::VsClient* vs = nullptr;
   session::PingScheduler* scheduler = nullptr;
   session::SessionRegistry* registry = nullptr;
+  // Shares one VS presence among a registered customer's streams in a room.
+  session::PresenceTable* presences = nullptr;
   ServiceCounters counters;
   // Time from joinRoom sent to its answer, as the gateway saw it.
   metrics::LatencyHistogram join_latency;

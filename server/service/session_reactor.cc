@@ -167,6 +167,39 @@ void SessionReactor::HandleFirstMessageLocked() {
                                  {"nickname", join_.nickname},
                                  {"ip", join_.ip_address}});
 
+  if (join_.registered && join_.customer_id.has_value() && context_->presences != nullptr) {
+    shared_key_ = session::PresenceKey{join_.performer_id, *join_.customer_id};
+    session::PresenceTable::AttachResult attached =
+        context_->presences->Attach(*shared_key_, core_);
+    shared_ = attached.presence;
+    switch (attached.what) {
+      case session::PresenceTable::Attached::kSendJoin:
+        owner_ = true;
+        break;
+      case session::PresenceTable::Attached::kWaitForJoin:
+        context_->counters.joins_shared.fetch_add(1, std::memory_order_relaxed);
+        return;  // OnSharedJoinResult follows.
+      case session::PresenceTable::Attached::kJoined: {
+        context_->counters.joins_shared.fetch_add(1, std::memory_order_relaxed);
+        vs::VsResult shared;
+        shared.outcome = vs::VsOutcome::kAccepted;
+        shared.nickname = shared_->display_nickname();
+        HandleJoinResultLocked(shared);
+        return;
+      }
+      case session::PresenceTable::Attached::kLeaving:
+        shared_key_.reset();
+        phase_ = Phase::kEnded;
+        EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                               "this customer's previous presence in the room is still being "
+                               "left at VS; retry in a moment"));
+        return;
+    }
+  }
+  SendJoinLocked();
+}
+
+void SessionReactor::SendJoinLocked() {
   ServiceContext* context = context_;
   std::shared_ptr<session::SessionCore> core = core_;
   vs::RoomPresence asked{join_.performer_id, join_.customer_id, join_.nickname};
@@ -185,17 +218,55 @@ void SessionReactor::HandleFirstMessageLocked() {
         if (!attached && (accepted || unknown)) SendOrphanLeave(context, core->id(), presence);
       });
   if (!taken.ok()) {
-    context_->counters.joins_failed.fetch_add(1, std::memory_order_relaxed);
-    phase_ = Phase::kEnded;
-    EndLocked(ToGrpcStatus(taken));
+    vs::VsResult refused;
+    refused.outcome = vs::VsOutcome::kOverloaded;
+    refused.status = taken;
+    std::vector<std::shared_ptr<session::SessionCore>> waiters;
+    if (owner_) waiters = context_->presences->JoinDone(*shared_key_, false, "");
+    HandleJoinResultLocked(refused);
+    // Waiting streams lock only themselves; this one's lock is not needed
+    // for them, but they never take it either, so the order is safe.
+    for (const auto& waiter : waiters) {
+      waiter->WithReactor([&](SessionReactor* r) { r->OnSharedJoinResult(refused); });
+    }
   }
 }
 
 void SessionReactor::OnJoinResult(vs::VsResult result) {
+  std::vector<std::shared_ptr<session::SessionCore>> waiters;
+  {
+    absl::MutexLock lock(&mu_);
+    if (owner_) {
+      std::string nickname = result.nickname.empty() ? join_.nickname : result.nickname;
+      waiters = context_->presences->JoinDone(*shared_key_, result.accepted(), nickname);
+      if (result.accepted()) {
+        if (context_->journal != nullptr) {
+          context_->journal->RecordJoin(
+              {shared_->journal_id(), join_.performer_id, join_.customer_id, nickname});
+        }
+        context_->scheduler->Add(shared_, absl::Now());
+      }
+    }
+    HandleJoinResultLocked(result);
+  }
+  // Outside this stream's lock: each waiter takes its own.
+  for (const auto& waiter : waiters) {
+    waiter->WithReactor([&](SessionReactor* r) { r->OnSharedJoinResult(result); });
+  }
+}
+
+void SessionReactor::OnSharedJoinResult(const vs::VsResult& result) {
   absl::MutexLock lock(&mu_);
+  HandleJoinResultLocked(result);
+}
+
+void SessionReactor::HandleJoinResultLocked(const vs::VsResult& result) {
   const std::string performer = absl::StrCat(join_.performer_id);
+  // VS joins are counted once per presence; streams that share one are
+  // counted in joins_shared.
+  const bool sent_the_join = !shared_key_.has_value() || owner_;
   if (result.accepted()) {
-    context_->counters.joins_accepted.fetch_add(1, std::memory_order_relaxed);
+    if (sent_the_join) context_->counters.joins_accepted.fetch_add(1, std::memory_order_relaxed);
     session::SessionIdentity identity;
     identity.performer_id = join_.performer_id;
     identity.customer_id = join_.customer_id;
@@ -205,7 +276,7 @@ void SessionReactor::OnJoinResult(vs::VsResult result) {
     identity.display_nickname = result.nickname.empty() ? join_.nickname : result.nickname;
     identity.joined_at = absl::Now();
     core_->set_identity(std::move(identity));
-    if (context_->journal != nullptr) {
+    if (context_->journal != nullptr && !shared_key_.has_value()) {
       context_->journal->RecordJoin(
           {core_->id(), join_.performer_id, join_.customer_id, core_->identity().display_nickname});
     }
@@ -223,7 +294,8 @@ void SessionReactor::OnJoinResult(vs::VsResult result) {
       return;
     }
     context_->registry->AddJoined(core_);
-    context_->scheduler->Add(core_, core_->identity().joined_at);
+    // A shared presence is pinged as one (its owner scheduled it).
+    if (!shared_key_.has_value()) context_->scheduler->Add(core_, core_->identity().joined_at);
     SessionResponse joined;
     joined.mutable_joined()->set_nickname(core_->identity().display_nickname);
     joined.mutable_joined()->set_session_id(core_->id());
@@ -236,14 +308,16 @@ void SessionReactor::OnJoinResult(vs::VsResult result) {
     return;
   }
 
-  (result.outcome == vs::VsOutcome::kRejected ? context_->counters.joins_rejected
-                                              : context_->counters.joins_failed)
-      .fetch_add(1, std::memory_order_relaxed);
+  if (sent_the_join) {
+    (result.outcome == vs::VsOutcome::kRejected ? context_->counters.joins_rejected
+                                                : context_->counters.joins_failed)
+        .fetch_add(1, std::memory_order_relaxed);
+  }
   log::Info("session_join_failed", {{"session", core_->id()},
                                     {"performer", performer},
                                     {"outcome", vs::VsOutcomeName(result.outcome)},
                                     {"error", std::string(result.status.message())}});
-  if (OutcomeUnknown(result)) {
+  if (OutcomeUnknown(result) && sent_the_join) {
     // VS may have taken the join: take it back, with the only nickname we know.
     SendLeaveLocked(vs::RoomPresence{join_.performer_id, join_.customer_id, join_.nickname},
                     /*best_effort=*/true);
@@ -279,7 +353,7 @@ void SessionReactor::HandleJoinedMessageLocked() {
   }
   switch (request_.event_case()) {
     case SessionRequest::kActivity:
-      core_->RecordActivity(absl::Now());
+      ping_target()->RecordActivity(absl::Now());
       ReadLocked();
       return;
     case SessionRequest::kCredits:
@@ -383,6 +457,30 @@ void SessionReactor::SendPing(ServiceContext* context, std::shared_ptr<session::
   }
 }
 
+void SessionReactor::SendSharedPing(ServiceContext* context,
+                                    std::shared_ptr<session::SharedPresence> presence) {
+  auto notify = [context, presence](const vs::VsResult& result) {
+    for (const auto& member : context->presences->Members(*presence)) {
+      member->WithReactor([&](SessionReactor* reactor) { reactor->OnPingResult(result); });
+    }
+  };
+  absl::Status taken =
+      context->vs->PingRoom(presence->presence(), [context, presence, notify](vs::VsResult result) {
+        presence->PingDone();
+        CountOutcome(result, context->counters.pings_accepted, context->counters.pings_rejected,
+                     context->counters.pings_failed);
+        if (!result.accepted()) notify(result);
+      });
+  if (!taken.ok()) {
+    presence->PingDone();
+    context->counters.pings_failed.fetch_add(1, std::memory_order_relaxed);
+    vs::VsResult refused;
+    refused.outcome = vs::VsOutcome::kOverloaded;
+    refused.status = taken;
+    notify(refused);
+  }
+}
+
 void SessionReactor::OnPingResult(const vs::VsResult& result) {
   absl::MutexLock lock(&mu_);
   if (end_status_.has_value() || result.accepted()) return;
@@ -437,16 +535,27 @@ void SessionReactor::EndLocked(grpc::Status status) {
   MaybeFinishLocked();
 }
 
-void SessionReactor::SendLeaveLocked(const vs::RoomPresence& presence, bool best_effort) {
+void SessionReactor::SendLeaveLocked(const vs::RoomPresence& leaving, bool best_effort) {
   if (leave_sent_) return;
   leave_sent_ = true;
   context_->registry->RemoveJoined(*core_);
   core_->Close();
+  vs::RoomPresence presence = leaving;
+  std::string id = core_->id();
+  std::shared_ptr<session::SharedPresence> shared;
+  if (shared_key_.has_value() && !best_effort) {
+    // Other streams still share the presence: VS keeps it.
+    if (!context_->presences->Detach(*shared_key_, core_.get())) return;
+    shared = shared_;
+    shared->Close();
+    presence = shared->presence();
+    id = shared->journal_id();
+  }
   context_->counters.leaves_sent.fetch_add(1, std::memory_order_relaxed);
   ServiceContext* context = context_;
-  std::string id = core_->id();
   absl::Status taken =
-      context_->vs->LeaveRoom(presence, [context, id, best_effort](vs::VsResult result) {
+      context_->vs->LeaveRoom(presence, [context, id, best_effort, shared](vs::VsResult result) {
+        if (shared != nullptr) context->presences->LeaveDone(shared->key(), shared.get());
         // VS answered (yes or no): nothing is left to do after a crash.
         if (context->journal != nullptr &&
             (result.accepted() || result.outcome == vs::VsOutcome::kRejected)) {
@@ -465,6 +574,7 @@ void SessionReactor::SendLeaveLocked(const vs::RoomPresence& presence, bool best
                                                   {"error", std::string(result.status.message())}});
       });
   if (!taken.ok()) {
+    if (shared != nullptr) context_->presences->LeaveDone(shared->key(), shared.get());
     context_->counters.leaves_failed.fetch_add(1, std::memory_order_relaxed);
     log::Error("leave_not_sent", {{"session", id}, {"error", taken.ToString()}});
   }

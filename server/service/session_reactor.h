@@ -38,6 +38,8 @@ class SessionReactor
 
   // VS completions, run through SessionCore::WithReactor.
   void OnJoinResult(vs::VsResult result);
+  // The answer to the join of the presence this stream waited to share.
+  void OnSharedJoinResult(const vs::VsResult& result);
   void OnPingResult(const vs::VsResult& result);
   void OnCreditsResult(const vs::VsResult& result);
   // The drain on shutdown: leave, then UNAVAILABLE.
@@ -47,6 +49,9 @@ class SessionReactor
 
   // Sends a session's pingRoom (from the ping scheduler's thread).
   static void SendPing(ServiceContext* context, std::shared_ptr<session::SessionCore> core);
+  // Sends a shared presence's pingRoom; a failure is noticed on every stream.
+  static void SendSharedPing(ServiceContext* context,
+                             std::shared_ptr<session::SharedPresence> presence);
 
  private:
   enum class Phase { kAwaitingJoin, kJoining, kJoined, kEnded };
@@ -58,6 +63,8 @@ class SessionReactor
 
   void HandleFirstMessageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleJoinedMessageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendJoinLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleJoinResultLocked(const vs::VsResult& result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes a token for one client message; false when the stream is over its rate.
   bool TakeTokenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleCreditsLocked(int64_t credits) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -69,6 +76,10 @@ class SessionReactor
   void EndLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendLeaveLocked(const vs::RoomPresence& presence, bool best_effort)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Where activity is recorded: the shared presence, or this session.
+  session::PingTarget* ping_target() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return shared_ ? static_cast<session::PingTarget*>(shared_.get()) : core_.get();
+  }
   void WriteLocked(presence::v1::SessionResponse response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -86,6 +97,10 @@ class SessionReactor
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
   presence::v1::SessionRequest request_ ABSL_GUARDED_BY(mu_);
   vs::JoinRoomRequest join_ ABSL_GUARDED_BY(mu_);
+  // A registered customer's stream shares a presence (see PresenceTable).
+  std::optional<session::PresenceKey> shared_key_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<session::SharedPresence> shared_ ABSL_GUARDED_BY(mu_);
+  bool owner_ ABSL_GUARDED_BY(mu_) = false;  // This stream sent the shared joinRoom.
   // The message being written (its address is what StartWrite holds), and
   // those waiting behind it. Nothing is allocated while the queue is idle.
   std::optional<presence::v1::SessionResponse> in_flight_ ABSL_GUARDED_BY(mu_);

@@ -32,7 +32,13 @@ namespace presence::session {
 // What the scheduler pings. Sessions derive from it.
 class PingTarget {
  public:
+  // What a target is, so the send function can tell without RTTI.
+  enum class Kind { kSession, kSharedPresence };
+
+  explicit PingTarget(Kind kind = Kind::kSession) : kind_(kind) {}
   virtual ~PingTarget() = default;
+
+  Kind kind() const { return kind_; }
 
   void RecordActivity(absl::Time at) {
     last_activity_ns_.store(absl::ToUnixNanos(at), std::memory_order_relaxed);
@@ -50,6 +56,7 @@ class PingTarget {
   void PingDone() { ping_in_flight_.store(false, std::memory_order_release); }
 
  private:
+  const Kind kind_;
   std::atomic<int64_t> last_activity_ns_{INT64_MIN};
   std::atomic<bool> closed_{false};
   std::atomic<bool> ping_in_flight_{false};

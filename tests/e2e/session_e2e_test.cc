@@ -467,7 +467,7 @@ TEST_F(SessionE2eTest, LeaveIsDeliveredAfterVsComesBack) {
 TEST_F(SessionE2eTest, ShutdownLeavesEverySessionAndEndsStreamsUnavailable) {
   std::vector<Viewer> viewers;
   for (int i = 0; i < 20; ++i)
-    viewers.push_back(Joined(JoinRequest(1 + i % 3, absl::StrCat("v", i))));
+    viewers.push_back(Joined(JoinRequest(1 + i % 3, absl::StrCat("v", i), 100 + i)));
   EXPECT_TRUE(server_->Shutdown(absl::Now() + absl::Seconds(10)));
   EXPECT_EQ(sim_->Count("leaveRoom"), 20);
   for (Viewer& v : viewers) {
@@ -483,13 +483,13 @@ TEST_F(SessionE2eTest, MaxSessionsRefusesWithResourceExhausted) {
   options.max_sessions = 2;
   StartServer(options);
   Viewer a = Joined();
-  Viewer b = Joined(JoinRequest(42, "carol"));
-  grpc::Status status = Rejected(JoinRequest(42, "dave"));
+  Viewer b = Joined(JoinRequest(42, "carol", 8));
+  grpc::Status status = Rejected(JoinRequest(42, "dave", 9));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_NE(status.error_message().find("maximum of 2"), std::string::npos);
   LeaveCleanly(a);
   absl::SleepFor(absl::Milliseconds(100));
-  Viewer c = Joined(JoinRequest(42, "erin"));
+  Viewer c = Joined(JoinRequest(42, "erin", 10));
   LeaveCleanly(b);
   LeaveCleanly(c);
   ExpectCount("joinRoom", 3);

@@ -16,13 +16,14 @@ for _ in $(seq 100); do grep -q "listening on" "$tmp/sim.out" && break; sleep 0.
 sim_url="$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$tmp/sim.out")"
 
 VS_KEY=smoke-key "$server" --listen=127.0.0.1:0 --vs_url="$sim_url" --ping_interval=1s \
-  --metrics_listen=127.0.0.1:0 2> "$tmp/server.log" &
+  --metrics_listen=127.0.0.1:0 --vs_timeout=15s 2> "$tmp/server.log" &
 server_pid=$!
 for _ in $(seq 200); do grep -q "listening address=" "$tmp/server.log" && break; sleep 0.05; done
 address="$(sed -n 's/.*listening address=\([^ ]*\).*/\1/p' "$tmp/server.log")"
 [ -n "$address" ] || { echo "server did not start"; cat "$tmp/server.log"; exit 1; }
 
-"$load" --target="$address" --sessions=$n --channels=8 --hold=3s --activity_per_second=500 \
+"$load" --target="$address" --sessions=$n --channels=8 --max_joining=200 --hold=3s \
+  --activity_per_second=500 \
   --close_mix=1,1,1 --max_wait=60s | tee "$tmp/load.out"
 
 grep -q "^ESTABLISHED $n$" "$tmp/load.out" || { echo "FAIL: not all joined"; exit 1; }

@@ -1,0 +1,247 @@
+// End-to-end: one VS presence per registered customer per room, however many
+// streams hold it, with the races between them.
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "presence/v1/presence.grpc.pb.h"
+#include "server/presence_server.h"
+#include "server/vs_simulator/vs_simulator.h"
+
+namespace presence {
+namespace {
+
+using presence::v1::SessionRequest;
+using presence::v1::SessionResponse;
+using Stream = grpc::ClientReaderWriter<SessionRequest, SessionResponse>;
+
+constexpr absl::Duration kPing = absl::Milliseconds(200);
+
+struct Viewer {
+  std::unique_ptr<grpc::ClientContext> context = std::make_unique<grpc::ClientContext>();
+  std::unique_ptr<Stream> stream;
+};
+
+SessionRequest JoinRequest(int64_t performer, std::optional<int64_t> customer,
+                           const std::string& nickname = "alice") {
+  SessionRequest req;
+  req.mutable_join()->set_performer_id(performer);
+  req.mutable_join()->set_nickname(nickname);
+  req.mutable_join()->set_ip_address("203.0.113.5");
+  if (customer.has_value()) {
+    req.mutable_join()->set_customer_id(*customer);
+    req.mutable_join()->set_registered(true);
+  }
+  return req;
+}
+
+class SharedPresenceE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+    vs::VsSimulatorOptions sim_options;
+    sim_options.keep_alive_timeout_seconds = 1;
+    sim_ = std::make_unique<vs::VsSimulator>(sim_options);
+    ASSERT_TRUE(sim_->Start().ok());
+    PresenceServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.ping_interval = kPing;
+    options.vs.base_url = sim_->url();
+    options.vs.key = sim_options.key;
+    auto server = PresenceServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    stub_ = v1::Presence::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                                      grpc::InsecureChannelCredentials()));
+  }
+
+  Viewer Open(const SessionRequest& join) {
+    Viewer v;
+    v.stream = stub_->Session(v.context.get());
+    EXPECT_TRUE(v.stream->Write(join));
+    return v;
+  }
+
+  static SessionResponse Next(Viewer& v) {
+    SessionResponse resp;
+    EXPECT_TRUE(v.stream->Read(&resp));
+    return resp;
+  }
+
+  static grpc::Status Leave(Viewer& v) {
+    SessionRequest leave;
+    leave.mutable_leave();
+    v.stream->Write(leave);
+    v.stream->WritesDone();
+    SessionResponse resp;
+    while (v.stream->Read(&resp)) {
+    }
+    return v.stream->Finish();
+  }
+
+  int64_t Settled(const std::string& function, int64_t n) {
+    sim_->WaitForCount(function, n, absl::Seconds(5));
+    absl::SleepFor(absl::Milliseconds(150));
+    return sim_->Count(function);
+  }
+
+  std::unique_ptr<vs::VsSimulator> sim_;
+  std::unique_ptr<PresenceServer> server_;
+  std::unique_ptr<v1::Presence::Stub> stub_;
+};
+
+TEST_F(SharedPresenceE2eTest, TwoStreamsOfOneCustomerInOneRoomShareOnePresence) {
+  Viewer a = Open(JoinRequest(1, 7));
+  SessionResponse ja = Next(a);
+  Viewer b = Open(JoinRequest(1, 7));
+  SessionResponse jb = Next(b);
+  ASSERT_TRUE(ja.has_joined());
+  ASSERT_TRUE(jb.has_joined());
+  EXPECT_EQ(ja.joined().nickname(), "alice_1000");
+  EXPECT_EQ(jb.joined().nickname(), "alice_1000");
+  EXPECT_NE(ja.joined().session_id(), jb.joined().session_id());
+  EXPECT_EQ(sim_->Count("joinRoom"), 1);
+
+  // One presence is pinged once per interval, not once per stream.
+  absl::SleepFor(kPing * 5.5);
+  int64_t pings = sim_->Count("pingRoom");
+  EXPECT_GE(pings, 4);
+  EXPECT_LE(pings, 6);
+
+  EXPECT_TRUE(Leave(a).ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(sim_->Count("leaveRoom"), 0);  // b still holds it.
+  EXPECT_TRUE(Leave(b).ok());
+  EXPECT_EQ(Settled("leaveRoom", 1), 1);
+  EXPECT_EQ(sim_->Requests("leaveRoom")[0].body,
+            "function=leaveRoom&performerId=1&customerId=7&nickname=alice_1000");
+}
+
+TEST_F(SharedPresenceE2eTest, ActivityOnEitherStreamPostponesTheSharedPing) {
+  Viewer a = Open(JoinRequest(1, 7));
+  Next(a);
+  Viewer b = Open(JoinRequest(1, 7));
+  Next(b);
+  SessionRequest activity;
+  activity.mutable_activity();
+  absl::Time end = absl::Now() + kPing * 5;
+  while (absl::Now() < end) {
+    ASSERT_TRUE(b.stream->Write(activity));
+    absl::SleepFor(kPing / 4);
+  }
+  EXPECT_EQ(sim_->Count("pingRoom"), 0);
+  Leave(a);
+  Leave(b);
+}
+
+TEST_F(SharedPresenceE2eTest, AStreamArrivingDuringTheJoinSharesItsAnswer) {
+  vs::FaultRule slow;
+  slow.function = "joinRoom";
+  slow.latency = absl::Milliseconds(400);
+  sim_->AddFault(slow);
+  Viewer a = Open(JoinRequest(1, 7));
+  absl::SleepFor(absl::Milliseconds(100));
+  Viewer b = Open(JoinRequest(1, 7));
+  SessionResponse ja = Next(a);
+  SessionResponse jb = Next(b);
+  EXPECT_EQ(ja.joined().nickname(), "alice_1000");
+  EXPECT_EQ(jb.joined().nickname(), "alice_1000");
+  EXPECT_EQ(sim_->Count("joinRoom"), 1);
+  Leave(a);
+  Leave(b);
+  EXPECT_EQ(Settled("leaveRoom", 1), 1);
+}
+
+TEST_F(SharedPresenceE2eTest, ARefusedJoinIsRefusedForEveryStreamWaitingOnIt) {
+  vs::FaultRule refuse;
+  refuse.function = "joinRoom";
+  refuse.latency = absl::Milliseconds(300);
+  refuse.reject = true;
+  refuse.message = "customer banned";
+  sim_->AddFault(refuse);
+  Viewer a = Open(JoinRequest(1, 7));
+  absl::SleepFor(absl::Milliseconds(100));
+  Viewer b = Open(JoinRequest(1, 7));
+  for (Viewer* v : {&a, &b}) {
+    SessionResponse resp;
+    while (v->stream->Read(&resp)) {
+    }
+    grpc::Status status = v->stream->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(status.error_message(), "customer banned");
+  }
+  EXPECT_EQ(sim_->Count("joinRoom"), 1);
+  EXPECT_EQ(Settled("leaveRoom", 0), 0);
+  // The failed presence is gone: a new stream joins afresh.
+  sim_->ClearFaults();
+  Viewer c = Open(JoinRequest(1, 7));
+  EXPECT_TRUE(Next(c).has_joined());
+  Leave(c);
+}
+
+TEST_F(SharedPresenceE2eTest, TheOwnerCancellingDuringTheJoinLeavesTheOthersPresent) {
+  vs::FaultRule slow;
+  slow.function = "joinRoom";
+  slow.latency = absl::Milliseconds(400);
+  sim_->AddFault(slow);
+  Viewer a = Open(JoinRequest(1, 7));
+  absl::SleepFor(absl::Milliseconds(100));
+  Viewer b = Open(JoinRequest(1, 7));
+  absl::SleepFor(absl::Milliseconds(50));
+  a.context->TryCancel();
+  a.stream->Finish();
+  EXPECT_TRUE(Next(b).has_joined());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(sim_->Count("leaveRoom"), 0);
+  EXPECT_TRUE(Leave(b).ok());
+  EXPECT_EQ(Settled("leaveRoom", 1), 1);
+  EXPECT_EQ(sim_->Count("joinRoom"), 1);
+}
+
+TEST_F(SharedPresenceE2eTest, AReconnectAfterTheLastLeaveWaitsForTheLeaveToReachVs) {
+  vs::FaultRule slow_leave;
+  slow_leave.function = "leaveRoom";
+  slow_leave.latency = absl::Milliseconds(500);
+  sim_->AddFault(slow_leave);
+  Viewer a = Open(JoinRequest(1, 7));
+  Next(a);
+  EXPECT_TRUE(Leave(a).ok());
+  Viewer b = Open(JoinRequest(1, 7));
+  SessionResponse resp;
+  while (b.stream->Read(&resp)) {
+  }
+  grpc::Status status = b.stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(status.error_message().find("still being left"), std::string::npos);
+  // Once VS has answered the leave, the customer can join again.
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (server_->context().counters.leaves_accepted.load() < 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(server_->context().counters.leaves_accepted.load(), 1);
+  Viewer c = Open(JoinRequest(1, 7));
+  EXPECT_TRUE(Next(c).has_joined());
+  std::vector<vs::RecordedRequest> all = sim_->Requests();
+  ASSERT_EQ(all.size(), 3u);  // join, leave, join: in that order at VS.
+  EXPECT_EQ(all[0].function, "joinRoom");
+  EXPECT_EQ(all[1].function, "leaveRoom");
+  EXPECT_EQ(all[2].function, "joinRoom");
+  Leave(c);
+}
+
+TEST_F(SharedPresenceE2eTest, GuestsAndOtherRoomsAreNotShared) {
+  Viewer g1 = Open(JoinRequest(1, std::nullopt, "guest"));
+  Viewer g2 = Open(JoinRequest(1, std::nullopt, "guest"));
+  Viewer r1 = Open(JoinRequest(1, 7));
+  Viewer r2 = Open(JoinRequest(2, 7));
+  for (Viewer* v : {&g1, &g2, &r1, &r2}) EXPECT_TRUE(Next(*v).has_joined());
+  EXPECT_EQ(sim_->Count("joinRoom"), 4);
+  for (Viewer* v : {&g1, &g2, &r1, &r2}) Leave(*v);
+  EXPECT_EQ(Settled("leaveRoom", 4), 4);
+}
+
+}  // namespace
+}  // namespace presence
