@@ -11,7 +11,6 @@
 #include <string>
 
 #include "server/journal/session_journal.h"
-#include "server/metrics/histogram.h"
 #include "server/session/ping_scheduler.h"
 #include "server/session/presence_table.h"
 #include "server/session/session_registry.h"
@@ -58,8 +57,6 @@ struct ServiceContext {
   // Shares one VS presence among a registered customer's streams in a room.
   session::PresenceTable* presences = nullptr;
   ServiceCounters counters;
-  // Time from joinRoom sent to its answer, as the gateway saw it.
-  metrics::LatencyHistogram join_latency;
   std::atomic<bool> draining{false};
   // Crash-safe record of open sessions (--state_dir); null: none.
   journal::SessionJournal* journal = nullptr;

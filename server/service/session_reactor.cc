@@ -203,20 +203,17 @@ void SessionReactor::SendJoinLocked() {
   ServiceContext* context = context_;
   std::shared_ptr<session::SessionCore> core = core_;
   vs::RoomPresence asked{join_.performer_id, join_.customer_id, join_.nickname};
-  absl::Time sent = absl::Now();
-  absl::Status taken =
-      context_->vs->JoinRoom(join_, [context, core, asked, sent](vs::VsResult result) {
-        context->join_latency.Record(absl::Now() - sent);
-        vs::RoomPresence presence = asked;
-        if (result.accepted()) presence.nickname = result.nickname;
-        bool accepted = result.accepted();
-        bool unknown = OutcomeUnknown(result);
-        bool attached = core->WithReactor(
-            [&](SessionReactor* reactor) { reactor->OnJoinResult(std::move(result)); });
-        // The reactor waits for its join's answer before it can finish, so
-        // this is a safety net, not a path.
-        if (!attached && (accepted || unknown)) SendOrphanLeave(context, core->id(), presence);
-      });
+  absl::Status taken = context_->vs->JoinRoom(join_, [context, core, asked](vs::VsResult result) {
+    vs::RoomPresence presence = asked;
+    if (result.accepted()) presence.nickname = result.nickname;
+    bool accepted = result.accepted();
+    bool unknown = OutcomeUnknown(result);
+    bool attached = core->WithReactor(
+        [&](SessionReactor* reactor) { reactor->OnJoinResult(std::move(result)); });
+    // The reactor waits for its join's answer before it can finish, so
+    // this is a safety net, not a path.
+    if (!attached && (accepted || unknown)) SendOrphanLeave(context, core->id(), presence);
+  });
   if (!taken.ok()) {
     vs::VsResult refused;
     refused.outcome = vs::VsOutcome::kOverloaded;
