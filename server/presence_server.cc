@@ -166,12 +166,19 @@ void PresenceServer::RecoverFromJournal(absl::Duration timeout) {
 
 void PresenceServer::TrimMemoryLoop() {
   int64_t peak = 0;
+  bool settle = false;
   while (!stop_housekeeping_.WaitForNotificationWithTimeout(absl::Seconds(5))) {
     int64_t open = registry_->open();
     peak = std::max(peak, open);
     if (peak - open >= std::max<int64_t>(1000, peak / 10)) {
       malloc_trim(0);
       peak = open;
+      settle = true;
+    } else if (settle) {
+      // Ended sessions free more after their streams close (leaves answered,
+      // shared presences dropped): one more trim a tick later returns it.
+      malloc_trim(0);
+      settle = false;
     }
   }
 }
