@@ -1,5 +1,7 @@
 #include "server/vs_simulator/vs_simulator.h"
 
+#include <sys/socket.h>
+
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -163,6 +165,14 @@ absl::Status VsSimulator::Start() {
     res.set_content("ok", "text/plain");
   });
 
+  // httplib listens with a backlog of 5: a burst of new keep-alive
+  // connections (the gateway opens up to 64 at once) would have SYNs dropped
+  // and retried a second later. Keep the listening socket to raise it.
+  int listen_fd = -1;
+  server->set_socket_options([&listen_fd](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd = sock;
+  });
   int want = port_ != 0 ? port_ : options_.port;
   if (want == 0) {
     port_ = server->bind_to_any_port(options_.host);
@@ -172,6 +182,7 @@ absl::Status VsSimulator::Start() {
   } else {
     return absl::UnavailableError(absl::StrCat("the VS simulator could not bind port ", want));
   }
+  if (listen_fd >= 0) ::listen(listen_fd, 4096);
   httplib::Server* raw = server.get();
   server_ = std::move(server);
   thread_ = std::thread([raw] { raw->listen_after_bind(); });

@@ -26,7 +26,11 @@ address="$(sed -n 's/.*listening address=\([^ ]*\).*/\1/p' "$tmp/server.log")"
   --activity_per_second=500 \
   --close_mix=1,1,1 --max_wait=60s | tee "$tmp/load.out"
 
-grep -q "^ESTABLISHED $n$" "$tmp/load.out" || { echo "FAIL: not all joined"; exit 1; }
+grep -q "^ESTABLISHED $n$" "$tmp/load.out" || {
+  echo "FAIL: not all joined"
+  grep -E "join_failed|error" "$tmp/server.log" | head -5
+  exit 1
+}
 grep -q "^CLOSED $n$" "$tmp/load.out" || { echo "FAIL: not all ended"; exit 1; }
 
 counts() { /usr/bin/python3 -c "import json,urllib.request;c=json.load(urllib.request.urlopen('$sim_url/_sim/counts'));print(c['joinRoom'],c['leaveRoom'],c['pingRoom'])"; }
