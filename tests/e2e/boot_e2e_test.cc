@@ -26,6 +26,15 @@ constexpr char kSecret[] = "boot-s3cret";
 struct Viewer {
   std::unique_ptr<grpc::ClientContext> context = std::make_unique<grpc::ClientContext>();
   std::unique_ptr<Stream> stream;
+
+  Viewer() = default;
+  Viewer(Viewer&&) = default;
+  Viewer& operator=(Viewer&&) = default;
+  // A test that stops early must not leave a live call behind: cancelling
+  // lets the stream be destroyed without waiting for the server.
+  ~Viewer() {
+    if (context != nullptr) context->TryCancel();
+  }
 };
 
 class BootE2eTest : public ::testing::Test {

@@ -23,6 +23,15 @@ constexpr absl::Duration kPing = absl::Milliseconds(200);
 struct Viewer {
   std::unique_ptr<grpc::ClientContext> context = std::make_unique<grpc::ClientContext>();
   std::unique_ptr<Stream> stream;
+
+  Viewer() = default;
+  Viewer(Viewer&&) = default;
+  Viewer& operator=(Viewer&&) = default;
+  // A test that stops early must not leave a live call behind: cancelling
+  // lets the stream be destroyed without waiting for the server.
+  ~Viewer() {
+    if (context != nullptr) context->TryCancel();
+  }
 };
 
 SessionRequest JoinRequest(int64_t performer, std::optional<int64_t> customer,
