@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "httplib.h"
 #include "server/log/log.h"
 #include "server/service/auth.h"
@@ -114,6 +115,9 @@ absl::Status BootServer::Start(const std::string& listen) {
   httplib::Server* raw = server.get();
   server_ = std::move(server);
   thread_ = std::thread([raw] { raw->listen_after_bind(); });
+  // httplib's stop() is lost if it comes before the accept loop runs, and
+  // the thread would never end: Start returns only once it runs.
+  while (!raw->is_running()) absl::SleepFor(absl::Milliseconds(1));
   return absl::OkStatus();
 }
 

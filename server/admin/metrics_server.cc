@@ -2,6 +2,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/strings/str_format.h"
 #include "httplib.h"
 
@@ -155,6 +156,9 @@ absl::Status MetricsServer::Start(const std::string& listen) {
   httplib::Server* raw = server.get();
   server_ = std::move(server);
   thread_ = std::thread([raw] { raw->listen_after_bind(); });
+  // httplib's stop() is lost if it comes before the accept loop runs, and
+  // the thread would never end: Start returns only once it runs.
+  while (!raw->is_running()) absl::SleepFor(absl::Milliseconds(1));
   return absl::OkStatus();
 }
 
