@@ -59,9 +59,9 @@ struct RecordedRequest {
   std::string body;   // Raw body bytes.
   std::string key;    // The `key` query parameter, decoded.
   std::string content_type;
-  std::string connection;  // "ip:port" of the client's connection.
-  int status = 0;          // The HTTP status answered.
-  bool success = false;    // The `success` answered.
+  std::string connection;         // "ip:port" of the client's connection.
+  int status = 0;                 // The HTTP status answered.
+  bool success = false;           // The `success` answered.
   std::string answered_nickname;  // joinRoom answered success: the display nickname.
   absl::Time at;
 
