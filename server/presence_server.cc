@@ -3,7 +3,6 @@
 #include <malloc.h>
 
 #include <algorithm>
-#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -12,7 +11,6 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/log/log.h"
-#include "server/service/session_reactor.h"
 
 namespace presence {
 namespace {
@@ -58,109 +56,120 @@ absl::StatusOr<std::unique_ptr<PresenceServer>> PresenceServer::Start(
     return absl::InvalidArgumentError("the ping interval must be positive");
   }
   if (options.max_sessions < 1) return absl::InvalidArgumentError("max_sessions must be >= 1");
-
   std::unique_ptr<PresenceServer> server(new PresenceServer());
-  absl::StatusOr<std::unique_ptr<vs::VsClient>> vs = vs::VsClient::Create(options.vs);
-  if (!vs.ok()) return vs.status();
-  server->vs_ = *std::move(vs);
-  server->registry_ = std::make_unique<session::SessionRegistry>(options.max_sessions);
-  service::ServiceContext* context = &server->context_;
-  server->scheduler_ = std::make_unique<session::PingScheduler>(
-      options.ping_interval,
-      [context](const std::shared_ptr<session::PingTarget>& target, absl::Time /*scheduled*/) {
-        if (target->kind() == session::PingTarget::Kind::kSharedPresence) {
-          service::SessionReactor::SendSharedPing(
-              context, std::static_pointer_cast<session::SharedPresence>(target));
-        } else {
-          service::SessionReactor::SendPing(context,
-                                            std::static_pointer_cast<session::SessionCore>(target));
-        }
-      });
-  context->vs = server->vs_.get();
-  context->scheduler = server->scheduler_.get();
-  context->registry = server->registry_.get();
-  server->presences_ = std::make_unique<session::PresenceTable>();
-  context->presences = server->presences_.get();
-  context->auth_token = options.auth_token;
-  context->max_messages_per_second = options.max_messages_per_second;
-  server->service_ = std::make_unique<service::PresenceService>(context);
-  if (!options.state_dir.empty()) {
-    absl::StatusOr<std::unique_ptr<journal::SessionJournal>> journal =
-        journal::SessionJournal::Open(options.state_dir);
-    if (!journal.ok()) return journal.status();
-    server->journal_ = *std::move(journal);
-    context->journal = server->journal_.get();
-    server->RecoverFromJournal(options.recovery_timeout);
-  }
-
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials(options);
-  if (!credentials.ok()) return credentials.status();
-  builder.AddListeningPort(options.listen, *credentials, &server->port_);
-  builder.RegisterService(server->service_.get());
-  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
-                             static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));
-  builder.AddChannelArgument(
-      GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-      static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_timeout)));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddChannelArgument(
-      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-      static_cast<int>(absl::ToInt64Milliseconds(options.min_client_ping_interval)));
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
-  // A held stream carries no data for long stretches; without this gRPC stops
-  // sending keepalive pings after two, and a client that vanishes later is
-  // never noticed.
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  server->server_ = builder.BuildAndStart();
-  if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("could not listen on ", options.listen));
-  }
-  server->server_->GetHealthCheckService()->SetServingStatus(true);
-  if (!options.metrics_listen.empty()) {
-    server->metrics_ = std::make_unique<admin::MetricsServer>(admin::MetricsSources{
-        context, server->vs_.get(), server->scheduler_.get(), server->registry_.get()});
-    if (absl::Status started = server->metrics_->Start(options.metrics_listen); !started.ok()) {
-      return started;
-    }
-  }
-  if (!options.boot_listen.empty()) {
-    server->boot_ = std::make_unique<admin::BootServer>(context, options.boot_secret);
-    if (absl::Status started = server->boot_->Start(options.boot_listen); !started.ok()) {
-      return started;
-    }
+  for (auto step : {&PresenceServer::StartCore, &PresenceServer::OpenJournal,
+                    &PresenceServer::StartGrpc, &PresenceServer::StartAdmin}) {
+    if (absl::Status done = (server.get()->*step)(options); !done.ok()) return done;
   }
   server->housekeeping_ = std::thread([s = server.get()] { s->TrimMemoryLoop(); });
   return server;
 }
 
+absl::Status PresenceServer::StartCore(const PresenceServerOptions& options) {
+  absl::StatusOr<std::unique_ptr<vs::VsClient>> vs = vs::VsClient::Create(options.vs);
+  if (!vs.ok()) return vs.status();
+  vs_ = *std::move(vs);
+  const base::Clock* clock = base::MonotonicClock::Get();
+  scheduler_ = std::make_unique<session::PingScheduler>(options.ping_interval, clock);
+  registry_ = std::make_unique<session::SessionRegistry>(options.max_sessions);
+  leaves_ = std::make_unique<presences::LeaveSender>(&presence_context_);
+  presence_context_.vs = vs_.get();
+  presence_context_.scheduler = scheduler_.get();
+  presence_context_.leaves = leaves_.get();
+  presence_context_.counters = &context_.counters;
+  presences_ = std::make_unique<presences::LocalDirectory>(&presence_context_);
+  context_.presences = presences_.get();
+  context_.registry = registry_.get();
+  context_.vs = vs_.get();
+  context_.clock = clock;
+  context_.auth_token = options.auth_token;
+  context_.max_messages_per_second = options.max_messages_per_second;
+  service_ = std::make_unique<service::PresenceService>(&context_);
+  return absl::OkStatus();
+}
+
+absl::Status PresenceServer::OpenJournal(const PresenceServerOptions& options) {
+  if (options.state_dir.empty()) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<journal::SessionJournal>> journal =
+      journal::SessionJournal::Open(options.state_dir);
+  if (!journal.ok()) return journal.status();
+  journal_ = *std::move(journal);
+  presence_context_.journal = journal_.get();
+  RecoverFromJournal(options.recovery_timeout);
+  return absl::OkStatus();
+}
+
+absl::Status PresenceServer::StartGrpc(const PresenceServerOptions& options) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials(options);
+  if (!credentials.ok()) return credentials.status();
+  builder.AddListeningPort(options.listen, *credentials, &port_);
+  builder.RegisterService(service_.get());
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  auto millis = [](absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); };
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, millis(options.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, millis(options.keepalive_timeout));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             millis(options.min_client_ping_interval));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  // A held stream carries no data for long stretches; without this gRPC stops
+  // sending keepalive pings after two, and a client that vanishes later is
+  // never noticed.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("could not listen on ", options.listen));
+  }
+  server_->GetHealthCheckService()->SetServingStatus(true);
+  return absl::OkStatus();
+}
+
+absl::Status PresenceServer::StartAdmin(const PresenceServerOptions& options) {
+  if (!options.metrics_listen.empty()) {
+    metrics_ = std::make_unique<admin::MetricsServer>(
+        admin::MetricsSources{&context_, vs_.get(), scheduler_.get(), registry_.get()});
+    if (absl::Status started = metrics_->Start(options.metrics_listen); !started.ok()) {
+      return started;
+    }
+  }
+  if (!options.boot_listen.empty()) {
+    boot_ = std::make_unique<admin::BootServer>(&context_, options.boot_secret);
+    return boot_->Start(options.boot_listen);
+  }
+  return absl::OkStatus();
+}
+
 void PresenceServer::RecoverFromJournal(absl::Duration timeout) {
   const auto& unfinished = journal_->unfinished();
   if (unfinished.empty()) return;
-  auto done = std::make_shared<std::atomic<int64_t>>(0);
+  struct Countdown {
+    absl::Mutex mu;
+    int64_t answered ABSL_GUARDED_BY(mu) = 0;
+  };
+  auto countdown = std::make_shared<Countdown>();
   for (const journal::JournaledSession& s : unfinished) {
-    journal::SessionJournal* journal = journal_.get();
-    std::string id = s.session_id;
-    absl::Status taken =
-        vs_->LeaveRoom(vs::RoomPresence{s.performer_id, s.customer_id, s.nickname},
-                       [journal, id, done](vs::VsResult result) {
-                         if (result.accepted() || result.outcome == vs::VsOutcome::kRejected) {
-                           journal->RecordLeft(id);
-                         }
-                         done->fetch_add(1);
-                       });
-    if (!taken.ok()) done->fetch_add(1);
+    leaves_->Send(s.session_id, vs::RoomPresence{s.performer_id, s.customer_id, s.nickname},
+                  presences::LeaveSender::Kind::kLeave, [countdown] {
+                    absl::MutexLock lock(&countdown->mu);
+                    ++countdown->answered;
+                  });
   }
-  absl::Time deadline = absl::Now() + timeout;
-  while (done->load() < static_cast<int64_t>(unfinished.size()) && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(10));
+  const int64_t total = static_cast<int64_t>(unfinished.size());
+  int64_t answered = 0;
+  {
+    absl::MutexLock lock(&countdown->mu);
+    auto all_answered = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(countdown->mu) {
+      return countdown->answered >= total;
+    };
+    countdown->mu.AwaitWithTimeout(absl::Condition(&all_answered), timeout);
+    answered = countdown->answered;
   }
   journal_->Sync();
-  log::Info("recovered", {{"sessions_left_open_by_last_run", absl::StrCat(unfinished.size())},
-                          {"leaves_answered", absl::StrCat(done->load())},
+  log::Info("recovered", {{"sessions_left_open_by_last_run", absl::StrCat(total)},
+                          {"leaves_answered", absl::StrCat(answered)},
                           {"open_after", absl::StrCat(journal_->open_sessions())}});
 }
 
@@ -205,9 +214,13 @@ PresenceServer::~PresenceServer() {
   metrics_.reset();
   server_.reset();
   service_.reset();
-  scheduler_.reset();
+  // The scheduler's thread calls into VsClient: it stops first. VsClient's
+  // shutdown then runs what is pending, and those answers reach presences,
+  // the scheduler (still there, stopped) and the journal.
+  scheduler_->Stop();
   vs_.reset();
-  journal_.reset();  // Last: leave completions record into it.
+  scheduler_.reset();
+  journal_.reset();
 }
 
 }  // namespace presence

@@ -18,10 +18,14 @@
 #include "grpcpp/grpcpp.h"
 #include "server/admin/boot_server.h"
 #include "server/admin/metrics_server.h"
+#include "server/base/clock.h"
+#include "server/journal/session_journal.h"
+#include "server/presence/leave_sender.h"
+#include "server/presence/local_directory.h"
+#include "server/presence/presence_context.h"
 #include "server/service/presence_service.h"
 #include "server/service/service_context.h"
 #include "server/session/ping_scheduler.h"
-#include "server/session/presence_table.h"
 #include "server/session/session_registry.h"
 #include "server/vs/vs_client.h"
 
@@ -91,6 +95,12 @@ class PresenceServer {
  private:
   PresenceServer() = default;
 
+  // Start's steps, in order.
+  absl::Status StartCore(const PresenceServerOptions& options);
+  absl::Status OpenJournal(const PresenceServerOptions& options);
+  absl::Status StartGrpc(const PresenceServerOptions& options);
+  absl::Status StartAdmin(const PresenceServerOptions& options);
+
   // Leaves the sessions a crashed run left open (from the journal).
   void RecoverFromJournal(absl::Duration timeout);
 
@@ -102,12 +112,16 @@ class PresenceServer {
   bool shut_down_ = false;
   absl::Notification stop_housekeeping_;
   std::thread housekeeping_;
+  // Declared in the order they may be destroyed last-to-first: VS answers
+  // reach presences, the leave sender, the journal and the counters.
+  service::ServiceContext context_;
+  presences::PresenceContext presence_context_;
   std::unique_ptr<journal::SessionJournal> journal_;
+  std::unique_ptr<presences::LeaveSender> leaves_;
   std::unique_ptr<vs::VsClient> vs_;
   std::unique_ptr<session::SessionRegistry> registry_;
-  std::unique_ptr<session::PresenceTable> presences_;
+  std::unique_ptr<presences::LocalDirectory> presences_;
   std::unique_ptr<session::PingScheduler> scheduler_;
-  service::ServiceContext context_;
   std::unique_ptr<service::PresenceService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<admin::MetricsServer> metrics_;

@@ -8,7 +8,6 @@
 #include "httplib.h"
 #include "server/log/log.h"
 #include "server/service/auth.h"
-#include "server/service/session_reactor.h"
 #include "server/vs/form.h"
 
 namespace presence::admin {
@@ -46,7 +45,7 @@ int BootServer::Boot(service::ServiceContext* context, int64_t customer_id, int6
     const session::SessionIdentity& who = session->identity();
     if (!who.customer_id.has_value() || *who.customer_id != customer_id) continue;
     if (performer_id != 0 && who.performer_id != performer_id) continue;
-    if (session->WithReactor([](service::SessionReactor* r) { r->EndForBoot(); })) ++removed;
+    if (session->WithStream([](session::SessionStream* s) { s->EndForBoot(); })) ++removed;
   }
   return removed;
 }

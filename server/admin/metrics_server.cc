@@ -42,7 +42,7 @@ int64_t Load(const std::atomic<int64_t>& v) { return v.load(std::memory_order_re
 
 std::string RenderMetrics(const MetricsSources& s) {
   std::string out;
-  const service::ServiceCounters& c = s.service->counters;
+  const metrics::GatewayCounters& c = s.service->counters;
 
   Header(&out, "presence_sessions_open", "gauge", "Session streams open (joined or not).");
   Sample(&out, "presence_sessions_open", "", static_cast<double>(s.registry->open()));

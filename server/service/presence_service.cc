@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/presence/presence_context.h"
 #include "server/service/auth.h"
 #include "server/service/session_reactor.h"
 #include "server/service/status_conversion.h"
@@ -18,7 +19,7 @@ grpc::ServerUnaryReactor* PresenceService::UpdateCredits(
     presence::v1::UpdateCreditsResponse* /*response*/) {
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   if (grpc::Status auth = CheckAuth(call, context_->auth_token); !auth.ok()) {
-    context_->counters.unauthenticated.fetch_add(1, std::memory_order_relaxed);
+    metrics::Increment(context_->counters.unauthenticated);
     reactor->Finish(auth);
     return reactor;
   }
@@ -38,8 +39,9 @@ grpc::ServerUnaryReactor* PresenceService::UpdateCredits(
   absl::Status taken = context_->vs->UpdateCredits(
       vs::UpdateCreditsRequest{request->customer_id(), request->credits()},
       [reactor, context](vs::VsResult result) {
-        CountOutcome(result, context->counters.credits_accepted, context->counters.credits_rejected,
-                     context->counters.credits_failed);
+        presences::CountOutcome(result, context->counters.credits_accepted,
+                                context->counters.credits_rejected,
+                                context->counters.credits_failed);
         reactor->Finish(ToGrpcStatus(result.status));
       });
   if (!taken.ok()) reactor->Finish(ToGrpcStatus(taken));
@@ -51,7 +53,7 @@ grpc::ServerUnaryReactor* PresenceService::GetRoom(grpc::CallbackServerContext* 
                                                    presence::v1::GetRoomResponse* response) {
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   if (grpc::Status auth = CheckAuth(call, context_->auth_token); !auth.ok()) {
-    context_->counters.unauthenticated.fetch_add(1, std::memory_order_relaxed);
+    metrics::Increment(context_->counters.unauthenticated);
     reactor->Finish(auth);
     return reactor;
   }
@@ -77,7 +79,7 @@ grpc::ServerUnaryReactor* PresenceService::GetRoom(grpc::CallbackServerContext* 
 void PresenceService::BeginDrain() {
   context_->draining.store(true);
   for (const auto& session : context_->registry->AllJoined()) {
-    session->WithReactor([](SessionReactor* reactor) { reactor->EndForDrain(); });
+    session->WithStream([](session::SessionStream* s) { s->EndForDrain(); });
   }
 }
 

@@ -1,12 +1,12 @@
 #include "server/service/session_reactor.h"
 
-#include <algorithm>
 #include <utility>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/log/log.h"
+#include "server/presence/presence_context.h"
 #include "server/service/auth.h"
 #include "server/service/status_conversion.h"
 #include "server/session/join_validation.h"
@@ -38,49 +38,19 @@ const char* EventName(SessionRequest::EventCase event) {
   return "an empty SessionRequest";
 }
 
-// A join whose outcome we do not know: VS may have taken it.
-bool OutcomeUnknown(const vs::VsResult& result) {
-  return result.outcome == vs::VsOutcome::kTimeout ||
-         result.outcome == vs::VsOutcome::kTransportError ||
-         result.outcome == vs::VsOutcome::kCancelled;
+vs::JoinRoomRequest ToJoinRoom(const presence::v1::Join& join) {
+  vs::JoinRoomRequest out;
+  out.performer_id = join.performer_id();
+  out.nickname = join.nickname();
+  if (join.has_customer_id()) out.customer_id = join.customer_id();
+  out.ip_address = join.ip_address();
+  out.registered = join.registered();
+  out.credits = join.credits();
+  return out;
 }
 
-const char* StatusCodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return "PERMISSION_DENIED";
-    default:
-      return "OTHER";
-  }
-}
-
-// Sends a leave that no stream waits for: from a join answer that arrived
-// after its stream was gone.
-void SendOrphanLeave(ServiceContext* context, const std::string& session_id,
-                     const vs::RoomPresence& presence) {
-  context->counters.leaves_sent.fetch_add(1, std::memory_order_relaxed);
-  absl::Status taken = context->vs->LeaveRoom(presence, [context, session_id](vs::VsResult r) {
-    (r.accepted() ? context->counters.leaves_accepted : context->counters.leaves_failed)
-        .fetch_add(1, std::memory_order_relaxed);
-  });
-  if (!taken.ok()) {
-    context->counters.leaves_failed.fetch_add(1, std::memory_order_relaxed);
-    log::Error("leave_not_sent", {{"session", session_id}, {"error", taken.ToString()}});
-  }
+grpc::Status ShuttingDown() {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
 }
 
 }  // namespace
@@ -88,40 +58,98 @@ void SendOrphanLeave(ServiceContext* context, const std::string& session_id,
 SessionReactor::SessionReactor(ServiceContext* context, grpc::CallbackServerContext* call)
     : context_(context),
       core_(std::make_shared<session::SessionCore>(NewSessionId(), this)),
-      started_(absl::Now()) {
+      started_(context->clock->Now()) {
   absl::MutexLock lock(&mu_);
-  context_->counters.sessions_started.fetch_add(1, std::memory_order_relaxed);
+  metrics::Increment(context_->counters.sessions_started);
   if (grpc::Status auth = CheckAuth(call, context_->auth_token); !auth.ok()) {
-    context_->counters.unauthenticated.fetch_add(1, std::memory_order_relaxed);
+    metrics::Increment(context_->counters.unauthenticated);
     EndLocked(auth);
     return;
   }
   if (context_->draining.load(std::memory_order_relaxed)) {
-    EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+    EndLocked(ShuttingDown());
     return;
   }
   if (!context_->registry->TryOpen()) {
-    context_->counters.sessions_refused_full.fetch_add(1, std::memory_order_relaxed);
+    metrics::Increment(context_->counters.sessions_refused_full);
     EndLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                            absl::StrCat("the server holds its maximum of ",
                                         context_->registry->max_sessions(), " sessions")));
     return;
   }
   counted_ = true;
-  ReadLocked();
+  StartRead(&request_);
 }
 
-void SessionReactor::ReadLocked() { StartRead(&request_); }
+// ---- The state machine ----
+
+void SessionReactor::EnterLocked(State next) {
+  const State from = state_;
+  state_ = next;
+  switch (next) {
+    case State::kAwaitingJoin:
+    case State::kJoining:
+      return;
+    case State::kJoined:
+      EnterJoinedLocked();
+      return;
+    case State::kEnding:
+      EnterEndingLocked(from);
+      return;
+    case State::kFinished:
+      Finish(end_status_);
+      return;
+  }
+}
+
+void SessionReactor::EnterJoinedLocked() {
+  context_->registry->AddJoined(core_);
+  bucket_.emplace(context_->max_messages_per_second, 2 * context_->max_messages_per_second,
+                  context_->clock);
+  SessionResponse joined;
+  joined.mutable_joined()->set_nickname(core_->identity().display_nickname);
+  joined.mutable_joined()->set_session_id(core_->id());
+  WriteLocked(std::move(joined));
+  if (context_->draining.load(std::memory_order_relaxed)) {
+    EndLocked(ShuttingDown());
+    return;
+  }
+  StartRead(&request_);
+}
+
+void SessionReactor::EnterEndingLocked(State from) {
+  if (from == State::kJoined) context_->registry->RemoveJoined(*core_);
+  if (presence_ != nullptr) presence_->Detach(*core_);
+  if (cancelled_) queued_.clear();  // Nobody will read it.
+  log::Info("session_ended",
+            {{"session", core_->id()},
+             {"performer", absl::StrCat(join_.performer_id)},
+             {"status", StatusCodeName(end_status_.error_code())},
+             {"message", end_status_.error_message()},
+             {"seconds",
+              absl::StrFormat("%.3f", absl::ToDoubleSeconds(context_->clock->Now() - started_))}});
+  MaybeFinishLocked();
+}
+
+void SessionReactor::EndLocked(grpc::Status status) {
+  if (state_ == State::kEnding || state_ == State::kFinished) return;
+  end_status_ = std::move(status);
+  EnterLocked(State::kEnding);
+}
+
+void SessionReactor::MaybeFinishLocked() {
+  if (state_ != State::kEnding || in_flight_.has_value() || !queued_.empty()) return;
+  EnterLocked(State::kFinished);
+}
+
+// ---- gRPC reactions ----
 
 void SessionReactor::OnReadDone(bool ok) {
   absl::MutexLock lock(&mu_);
   if (!ok) {
     // The client half-closed, or the call is broken (OnCancel follows).
-    if (phase_ == Phase::kJoined) {
-      SessionResponse left;
-      left.mutable_left();
-      WriteLocked(std::move(left));
-      EndLocked(grpc::Status::OK);
+    if (state_ == State::kJoined) {
+      EndWithLeftLocked();
     } else {
       // gRPC reports a message it cannot parse (a proto3 string that is not
       // UTF-8, say) the same way as a half-close.
@@ -132,215 +160,105 @@ void SessionReactor::OnReadDone(bool ok) {
     }
     return;
   }
-  if (end_status_.has_value()) return;
-  if (phase_ == Phase::kAwaitingJoin) {
-    HandleFirstMessageLocked();
-  } else {
+  if (state_ == State::kAwaitingJoin) {
+    HandleJoinLocked();
+  } else if (state_ == State::kJoined) {
     HandleJoinedMessageLocked();
   }
 }
 
-void SessionReactor::HandleFirstMessageLocked() {
+void SessionReactor::OnWriteDone(bool ok) {
+  absl::MutexLock lock(&mu_);
+  in_flight_.reset();
+  if (!ok) {
+    queued_.clear();
+    EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the stream broke while writing"));
+  } else if (!queued_.empty()) {
+    in_flight_ = std::move(queued_.front());
+    queued_.erase(queued_.begin());
+    StartWrite(&*in_flight_);
+    return;
+  }
+  MaybeFinishLocked();
+}
+
+void SessionReactor::OnCancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  EndLocked(grpc::Status::CANCELLED);
+}
+
+void SessionReactor::OnDone() {
+  core_->Detach();
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ != State::kFinished) {
+      log::Error("session_done_unfinished", {{"session", core_->id()}});
+    }
+    if (counted_) context_->registry->Close();
+  }
+  delete this;
+}
+
+// ---- The join ----
+
+void SessionReactor::HandleJoinLocked() {
   if (request_.event_case() != SessionRequest::kJoin) {
-    context_->counters.invalid_requests.fetch_add(1, std::memory_order_relaxed);
+    metrics::Increment(context_->counters.invalid_requests);
     EndLocked(grpc::Status(
         grpc::StatusCode::INVALID_ARGUMENT,
         absl::StrCat("the first message must be join, got ", EventName(request_.event_case()))));
     return;
   }
-  const presence::v1::Join& join = request_.join();
-  if (absl::Status valid = session::ValidateJoin(join); !valid.ok()) {
-    context_->counters.invalid_requests.fetch_add(1, std::memory_order_relaxed);
+  if (absl::Status valid = session::ValidateJoin(request_.join()); !valid.ok()) {
+    metrics::Increment(context_->counters.invalid_requests);
     EndLocked(ToGrpcStatus(valid));
     return;
   }
-  join_.performer_id = join.performer_id();
-  join_.nickname = join.nickname();
-  if (join.has_customer_id()) join_.customer_id = join.customer_id();
-  join_.ip_address = join.ip_address();
-  join_.registered = join.registered();
-  join_.credits = join.credits();
+  join_ = ToJoinRoom(request_.join());
   request_.Clear();  // Frees the Join while the session lives.
-  phase_ = Phase::kJoining;
+  EnterLocked(State::kJoining);
   log::Debug("session_joining", {{"session", core_->id()},
                                  {"performer", absl::StrCat(join_.performer_id)},
                                  {"nickname", join_.nickname},
                                  {"ip", join_.ip_address}});
-
-  if (join_.registered && join_.customer_id.has_value() && context_->presences != nullptr) {
-    shared_key_ = session::PresenceKey{join_.performer_id, *join_.customer_id};
-    session::PresenceTable::AttachResult attached =
-        context_->presences->Attach(*shared_key_, core_);
-    shared_ = attached.presence;
-    switch (attached.what) {
-      case session::PresenceTable::Attached::kSendJoin:
-        owner_ = true;
-        break;
-      case session::PresenceTable::Attached::kWaitForJoin:
-        context_->counters.joins_shared.fetch_add(1, std::memory_order_relaxed);
-        return;  // OnSharedJoinResult follows.
-      case session::PresenceTable::Attached::kJoined: {
-        context_->counters.joins_shared.fetch_add(1, std::memory_order_relaxed);
-        vs::VsResult shared;
-        shared.outcome = vs::VsOutcome::kAccepted;
-        shared.nickname = shared_->display_nickname();
-        HandleJoinResultLocked(shared);
-        return;
-      }
-      case session::PresenceTable::Attached::kLeaving:
-        shared_key_.reset();
-        phase_ = Phase::kEnded;
-        EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                               "this customer's previous presence in the room is still being "
-                               "left at VS; retry in a moment"));
-        return;
-    }
-  }
-  SendJoinLocked();
+  presences::Attachment attached = context_->presences->Attach(join_, core_);
+  presence_ = std::move(attached.presence);
+  if (attached.answer.has_value()) HandleJoinAnswerLocked(*attached.answer);
 }
 
-void SessionReactor::SendJoinLocked() {
-  ServiceContext* context = context_;
-  std::shared_ptr<session::SessionCore> core = core_;
-  vs::RoomPresence asked{join_.performer_id, join_.customer_id, join_.nickname};
-  absl::Status taken = context_->vs->JoinRoom(join_, [context, core, asked](vs::VsResult result) {
-    vs::RoomPresence presence = asked;
-    if (result.accepted()) presence.nickname = result.nickname;
-    bool accepted = result.accepted();
-    bool unknown = OutcomeUnknown(result);
-    bool attached = core->WithReactor(
-        [&](SessionReactor* reactor) { reactor->OnJoinResult(std::move(result)); });
-    // The reactor waits for its join's answer before it can finish, so
-    // this is a safety net, not a path.
-    if (!attached && (accepted || unknown)) SendOrphanLeave(context, core->id(), presence);
-  });
-  if (!taken.ok()) {
-    vs::VsResult refused;
-    refused.outcome = vs::VsOutcome::kOverloaded;
-    refused.status = taken;
-    std::vector<std::shared_ptr<session::SessionCore>> waiters;
-    if (owner_) waiters = context_->presences->JoinDone(*shared_key_, false, "");
-    HandleJoinResultLocked(refused);
-    // Waiting streams lock only themselves; this one's lock is not needed
-    // for them, but they never take it either, so the order is safe.
-    for (const auto& waiter : waiters) {
-      waiter->WithReactor([&](SessionReactor* r) { r->OnSharedJoinResult(refused); });
-    }
-  }
-}
-
-void SessionReactor::OnJoinResult(vs::VsResult result) {
-  std::vector<std::shared_ptr<session::SessionCore>> waiters;
-  {
-    absl::MutexLock lock(&mu_);
-    if (owner_) {
-      std::string nickname = result.nickname.empty() ? join_.nickname : result.nickname;
-      waiters = context_->presences->JoinDone(*shared_key_, result.accepted(), nickname);
-      if (result.accepted()) {
-        if (context_->journal != nullptr) {
-          context_->journal->RecordJoin(
-              {shared_->journal_id(), join_.performer_id, join_.customer_id, nickname});
-        }
-        context_->scheduler->Add(shared_, absl::Now());
-      }
-    }
-    HandleJoinResultLocked(result);
-  }
-  // Outside this stream's lock: each waiter takes its own.
-  for (const auto& waiter : waiters) {
-    waiter->WithReactor([&](SessionReactor* r) { r->OnSharedJoinResult(result); });
-  }
-}
-
-void SessionReactor::OnSharedJoinResult(const vs::VsResult& result) {
+void SessionReactor::OnJoinAnswer(const session::JoinAnswer& answer) {
   absl::MutexLock lock(&mu_);
-  HandleJoinResultLocked(result);
+  if (state_ == State::kJoining) HandleJoinAnswerLocked(answer);
 }
 
-void SessionReactor::HandleJoinResultLocked(const vs::VsResult& result) {
+void SessionReactor::HandleJoinAnswerLocked(const session::JoinAnswer& answer) {
   const std::string performer = absl::StrCat(join_.performer_id);
-  // VS joins are counted once per presence; streams that share one are
-  // counted in joins_shared.
-  const bool sent_the_join = !shared_key_.has_value() || owner_;
-  if (result.accepted()) {
-    if (sent_the_join) context_->counters.joins_accepted.fetch_add(1, std::memory_order_relaxed);
-    session::SessionIdentity identity;
-    identity.performer_id = join_.performer_id;
-    identity.customer_id = join_.customer_id;
-    identity.registered = join_.registered;
-    // VS should always name the display nickname; if it does not, the one we
-    // sent is the best guess for the later calls.
-    identity.display_nickname = result.nickname.empty() ? join_.nickname : result.nickname;
-    identity.joined_at = absl::Now();
-    core_->set_identity(std::move(identity));
-    if (context_->journal != nullptr && !shared_key_.has_value()) {
-      context_->journal->RecordJoin(
-          {core_->id(), join_.performer_id, join_.customer_id, core_->identity().display_nickname});
-    }
-    phase_ = Phase::kJoined;
-    tokens_ = 2 * context_->max_messages_per_second;
-    refilled_ = absl::Now();
-    log::Info("session_joined",
-              {{"session", core_->id()}, {"performer", performer}, {"outcome", "accepted"}});
-    if (end_status_.has_value()) {
-      // The stream ended while VS was answering: the presence VS just
-      // accepted is taken back at once.
-      SendLeaveLocked(core_->presence(), /*best_effort=*/false);
-      phase_ = Phase::kEnded;
-      MaybeFinishLocked();
-      return;
-    }
-    context_->registry->AddJoined(core_);
-    // A shared presence is pinged as one (its owner scheduled it).
-    if (!shared_key_.has_value()) context_->scheduler->Add(core_, core_->identity().joined_at);
-    SessionResponse joined;
-    joined.mutable_joined()->set_nickname(core_->identity().display_nickname);
-    joined.mutable_joined()->set_session_id(core_->id());
-    WriteLocked(std::move(joined));
-    if (context_->draining.load(std::memory_order_relaxed)) {
-      EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
-      return;
-    }
-    ReadLocked();
+  if (!answer.result.accepted()) {
+    log::Info("session_join_failed", {{"session", core_->id()},
+                                      {"performer", performer},
+                                      {"outcome", vs::VsOutcomeName(answer.result.outcome)},
+                                      {"error", std::string(answer.result.status.message())}});
+    EndLocked(ToGrpcStatus(answer.result.status));
     return;
   }
-
-  if (sent_the_join) {
-    (result.outcome == vs::VsOutcome::kRejected ? context_->counters.joins_rejected
-                                                : context_->counters.joins_failed)
-        .fetch_add(1, std::memory_order_relaxed);
-  }
-  log::Info("session_join_failed", {{"session", core_->id()},
-                                    {"performer", performer},
-                                    {"outcome", vs::VsOutcomeName(result.outcome)},
-                                    {"error", std::string(result.status.message())}});
-  if (OutcomeUnknown(result) && sent_the_join) {
-    // VS may have taken the join: take it back, with the only nickname we know.
-    SendLeaveLocked(vs::RoomPresence{join_.performer_id, join_.customer_id, join_.nickname},
-                    /*best_effort=*/true);
-  }
-  phase_ = Phase::kEnded;
-  if (end_status_.has_value()) {
-    MaybeFinishLocked();
-  } else {
-    EndLocked(ToGrpcStatus(result.status));
-  }
+  session::SessionIdentity identity;
+  identity.performer_id = join_.performer_id;
+  identity.customer_id = join_.customer_id;
+  identity.registered = join_.registered;
+  identity.display_nickname = answer.display_nickname;
+  identity.joined_at = absl::Now();
+  core_->set_identity(std::move(identity));
+  log::Info("session_joined",
+            {{"session", core_->id()}, {"performer", performer}, {"outcome", "accepted"}});
+  EnterLocked(State::kJoined);
 }
 
-bool SessionReactor::TakeTokenLocked() {
-  const double rate = context_->max_messages_per_second;
-  if (rate <= 0) return true;
-  absl::Time now = absl::Now();
-  tokens_ = std::min(2 * rate, tokens_ + rate * absl::ToDoubleSeconds(now - refilled_));
-  refilled_ = now;
-  if (tokens_ < 1) return false;
-  tokens_ -= 1;
-  return true;
-}
+// ---- After the join ----
 
 void SessionReactor::HandleJoinedMessageLocked() {
-  if (!TakeTokenLocked()) {
-    context_->counters.rate_limited.fetch_add(1, std::memory_order_relaxed);
+  if (!bucket_->TryTake()) {
+    metrics::Increment(context_->counters.rate_limited);
     EndLocked(grpc::Status(
         grpc::StatusCode::RESOURCE_EXHAUSTED,
         absl::StrCat("more than ", context_->max_messages_per_second,
@@ -350,31 +268,34 @@ void SessionReactor::HandleJoinedMessageLocked() {
   }
   switch (request_.event_case()) {
     case SessionRequest::kActivity:
-      ping_target()->RecordActivity(absl::Now());
-      ReadLocked();
+      presence_->RecordActivity(context_->clock->Now());
+      StartRead(&request_);
       return;
     case SessionRequest::kCredits:
       HandleCreditsLocked(request_.credits().credits());
-      ReadLocked();
+      StartRead(&request_);
       return;
-    case SessionRequest::kLeave: {
-      SessionResponse left;
-      left.mutable_left();
-      WriteLocked(std::move(left));
-      EndLocked(grpc::Status::OK);
+    case SessionRequest::kLeave:
+      EndWithLeftLocked();
       return;
-    }
     case SessionRequest::kJoin:
-      context_->counters.invalid_requests.fetch_add(1, std::memory_order_relaxed);
+      metrics::Increment(context_->counters.invalid_requests);
       EndLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                              "join was already received on this stream"));
       return;
     case SessionRequest::EVENT_NOT_SET:
-      context_->counters.invalid_requests.fetch_add(1, std::memory_order_relaxed);
+      metrics::Increment(context_->counters.invalid_requests);
       EndLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                              "empty SessionRequest: set one of join, activity, credits, leave"));
       return;
   }
+}
+
+void SessionReactor::EndWithLeftLocked() {
+  SessionResponse left;
+  left.mutable_left();
+  WriteLocked(std::move(left));
+  EndLocked(grpc::Status::OK);
 }
 
 void SessionReactor::HandleCreditsLocked(int64_t credits) {
@@ -404,24 +325,24 @@ void SessionReactor::SendCreditsLocked(int64_t credits) {
   absl::Status taken = context_->vs->UpdateCredits(
       vs::UpdateCreditsRequest{*core_->identity().customer_id, credits},
       [core](vs::VsResult result) {
-        core->WithReactor([&](SessionReactor* reactor) { reactor->OnCreditsResult(result); });
+        core->WithStream([&](session::SessionStream* s) { s->OnCreditsAnswer(result); });
       });
   if (!taken.ok()) {
-    context_->counters.credits_failed.fetch_add(1, std::memory_order_relaxed);
+    metrics::Increment(context_->counters.credits_failed);
     ReplyCreditsLocked(false, std::string(taken.message()));
     return;
   }
   credits_in_flight_ = true;
 }
 
-void SessionReactor::OnCreditsResult(const vs::VsResult& result) {
+void SessionReactor::OnCreditsAnswer(const vs::VsResult& result) {
   absl::MutexLock lock(&mu_);
   credits_in_flight_ = false;
-  CountOutcome(result, context_->counters.credits_accepted, context_->counters.credits_rejected,
-               context_->counters.credits_failed);
+  presences::CountOutcome(result, context_->counters.credits_accepted,
+                          context_->counters.credits_rejected, context_->counters.credits_failed);
   ReplyCreditsLocked(result.accepted(),
                      result.accepted() ? "" : std::string(result.status.message()));
-  if (pending_credits_.has_value() && !end_status_.has_value()) {
+  if (pending_credits_.has_value() && state_ == State::kJoined) {
     int64_t next = *pending_credits_;
     pending_credits_.reset();
     SendCreditsLocked(next);
@@ -435,52 +356,9 @@ void SessionReactor::ReplyCreditsLocked(bool success, std::string message) {
   WriteLocked(std::move(response));
 }
 
-void SessionReactor::SendPing(ServiceContext* context, std::shared_ptr<session::SessionCore> core) {
-  absl::Status taken =
-      context->vs->PingRoom(core->presence(), [context, core](vs::VsResult result) {
-        core->PingDone();
-        CountOutcome(result, context->counters.pings_accepted, context->counters.pings_rejected,
-                     context->counters.pings_failed);
-        if (result.accepted()) return;
-        core->WithReactor([&](SessionReactor* reactor) { reactor->OnPingResult(result); });
-      });
-  if (!taken.ok()) {
-    core->PingDone();
-    context->counters.pings_failed.fetch_add(1, std::memory_order_relaxed);
-    vs::VsResult refused;
-    refused.outcome = vs::VsOutcome::kOverloaded;
-    refused.status = taken;
-    core->WithReactor([&](SessionReactor* reactor) { reactor->OnPingResult(refused); });
-  }
-}
-
-void SessionReactor::SendSharedPing(ServiceContext* context,
-                                    std::shared_ptr<session::SharedPresence> presence) {
-  auto notify = [context, presence](const vs::VsResult& result) {
-    for (const auto& member : context->presences->Members(*presence)) {
-      member->WithReactor([&](SessionReactor* reactor) { reactor->OnPingResult(result); });
-    }
-  };
-  absl::Status taken =
-      context->vs->PingRoom(presence->presence(), [context, presence, notify](vs::VsResult result) {
-        presence->PingDone();
-        CountOutcome(result, context->counters.pings_accepted, context->counters.pings_rejected,
-                     context->counters.pings_failed);
-        if (!result.accepted()) notify(result);
-      });
-  if (!taken.ok()) {
-    presence->PingDone();
-    context->counters.pings_failed.fetch_add(1, std::memory_order_relaxed);
-    vs::VsResult refused;
-    refused.outcome = vs::VsOutcome::kOverloaded;
-    refused.status = taken;
-    notify(refused);
-  }
-}
-
-void SessionReactor::OnPingResult(const vs::VsResult& result) {
+void SessionReactor::OnPingFailed(const vs::VsResult& result) {
   absl::MutexLock lock(&mu_);
-  if (end_status_.has_value() || result.accepted()) return;
+  if (state_ != State::kJoined) return;
   SessionResponse response;
   presence::v1::Notice* notice = response.mutable_notice();
   if (result.outcome == vs::VsOutcome::kRejected) {
@@ -495,7 +373,7 @@ void SessionReactor::OnPingResult(const vs::VsResult& result) {
 
 void SessionReactor::EndForDrain() {
   absl::MutexLock lock(&mu_);
-  EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+  EndLocked(ShuttingDown());
 }
 
 void SessionReactor::EndForBoot() {
@@ -503,123 +381,14 @@ void SessionReactor::EndForBoot() {
   EndLocked(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "removed by VS"));
 }
 
-void SessionReactor::OnCancel() {
-  absl::MutexLock lock(&mu_);
-  cancelled_ = true;
-  EndLocked(grpc::Status::CANCELLED);
-}
-
-void SessionReactor::EndLocked(grpc::Status status) {
-  if (end_status_.has_value()) return;
-  end_status_ = status;
-  if (phase_ == Phase::kJoined) {
-    SendLeaveLocked(core_->presence(), /*best_effort=*/false);
-    phase_ = Phase::kEnded;
-  }
-  if (cancelled_) queued_.clear();  // Nobody will read it.
-  const char* code = StatusCodeName(status.error_code());
-  if (phase_ != Phase::kJoining) {
-    log::Info(
-        "session_ended",
-        {{"session", core_->id()},
-         {"performer", absl::StrCat(join_.performer_id)},
-         {"status", code},
-         {"message", status.error_message()},
-         {"seconds", absl::StrFormat("%.3f", absl::ToDoubleSeconds(absl::Now() - started_))}});
-  }
-  // A join in flight keeps the call open: its answer decides whether a leave
-  // is owed, and then finishes (OnJoinResult).
-  MaybeFinishLocked();
-}
-
-void SessionReactor::SendLeaveLocked(const vs::RoomPresence& leaving, bool best_effort) {
-  if (leave_sent_) return;
-  leave_sent_ = true;
-  context_->registry->RemoveJoined(*core_);
-  core_->Close();
-  vs::RoomPresence presence = leaving;
-  std::string id = core_->id();
-  std::shared_ptr<session::SharedPresence> shared;
-  if (shared_key_.has_value() && !best_effort) {
-    // Other streams still share the presence: VS keeps it.
-    if (!context_->presences->Detach(*shared_key_, core_.get())) return;
-    shared = shared_;
-    shared->Close();
-    presence = shared->presence();
-    id = shared->journal_id();
-  }
-  context_->counters.leaves_sent.fetch_add(1, std::memory_order_relaxed);
-  ServiceContext* context = context_;
-  absl::Status taken =
-      context_->vs->LeaveRoom(presence, [context, id, best_effort, shared](vs::VsResult result) {
-        if (shared != nullptr) context->presences->LeaveDone(shared->key(), shared.get());
-        // VS answered (yes or no): nothing is left to do after a crash.
-        if (context->journal != nullptr &&
-            (result.accepted() || result.outcome == vs::VsOutcome::kRejected)) {
-          context->journal->RecordLeft(id);
-        }
-        if (result.accepted()) {
-          context->counters.leaves_accepted.fetch_add(1, std::memory_order_relaxed);
-          return;
-        }
-        context->counters.leaves_failed.fetch_add(1, std::memory_order_relaxed);
-        (best_effort ? log::Info : log::Warning)("leave_failed",
-                                                 {{"session", id},
-                                                  {"best_effort", best_effort ? "true" : "false"},
-                                                  {"outcome", vs::VsOutcomeName(result.outcome)},
-                                                  {"attempts", absl::StrCat(result.attempts)},
-                                                  {"error", std::string(result.status.message())}});
-      });
-  if (!taken.ok()) {
-    if (shared != nullptr) context_->presences->LeaveDone(shared->key(), shared.get());
-    context_->counters.leaves_failed.fetch_add(1, std::memory_order_relaxed);
-    log::Error("leave_not_sent", {{"session", id}, {"error", taken.ToString()}});
-  }
-}
-
 void SessionReactor::WriteLocked(SessionResponse response) {
-  if (finish_called_) return;
-  if (cancelled_) return;
+  if (state_ == State::kFinished || cancelled_) return;
   if (in_flight_.has_value()) {
     queued_.push_back(std::move(response));
     return;
   }
   in_flight_ = std::move(response);
   StartWrite(&*in_flight_);
-}
-
-void SessionReactor::OnWriteDone(bool ok) {
-  absl::MutexLock lock(&mu_);
-  in_flight_.reset();
-  if (!ok) {
-    queued_.clear();
-    EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the stream broke while writing"));
-  } else if (!queued_.empty()) {
-    in_flight_ = std::move(queued_.front());
-    queued_.erase(queued_.begin());
-    StartWrite(&*in_flight_);
-    return;
-  }
-  MaybeFinishLocked();
-}
-
-void SessionReactor::MaybeFinishLocked() {
-  if (!end_status_.has_value() || finish_called_ || phase_ == Phase::kJoining ||
-      in_flight_.has_value() || !queued_.empty()) {
-    return;
-  }
-  finish_called_ = true;
-  Finish(*end_status_);
-}
-
-void SessionReactor::OnDone() {
-  core_->Close();
-  core_->Detach();
-  {
-    absl::MutexLock lock(&mu_);
-    if (counted_) context_->registry->Close();
-  }
-  delete this;
 }
 
 }  // namespace presence::service

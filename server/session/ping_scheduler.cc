@@ -4,18 +4,28 @@
 #include <utility>
 
 namespace presence::session {
+namespace {
 
-PingScheduler::PingScheduler(absl::Duration interval, SendFn send)
-    : interval_(interval), send_(std::move(send)) {
-  thread_ = std::thread([this] { Run(); });
+// Due entries are taken in batches so the lock is not held while sending.
+constexpr size_t kMaxBatch = 1024;
+// The longest the thread sleeps without looking at the heap again.
+constexpr absl::Duration kMaxWait = absl::Milliseconds(50);
+
+}  // namespace
+
+PingScheduler::PingScheduler(absl::Duration interval, const base::Clock* clock, Mode mode)
+    : interval_(interval), clock_(clock) {
+  if (mode == Mode::kOwnThread) thread_ = std::thread([this] { Run(); });
 }
 
-PingScheduler::~PingScheduler() {
+PingScheduler::~PingScheduler() { Stop(); }
+
+void PingScheduler::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 void PingScheduler::Add(std::shared_ptr<PingTarget> target, absl::Time joined_at) {
@@ -36,57 +46,70 @@ PingSchedulerStats PingScheduler::stats() const {
 }
 
 void PingScheduler::Run() {
-  // Due entries are taken in batches so the lock is not held while sending.
-  constexpr size_t kMaxBatch = 1024;
-  std::vector<Entry> batch;
-  std::vector<Entry> again;
-  batch.reserve(kMaxBatch);
-  again.reserve(kMaxBatch);
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      for (Entry& e : again) heap_.push(std::move(e));
-      again.clear();
-      while (true) {
-        if (stopping_) return;
-        absl::Time now = absl::Now();
-        if (!heap_.empty() && heap_.top().due <= now) break;
-        // Wake when the earliest entry is due, when Add puts an earlier one on
-        // top, or on stopping; the 50 ms cap guards against clock steps.
-        absl::Time wake = heap_.empty() ? now + absl::Milliseconds(50)
-                                        : std::min(heap_.top().due, now + absl::Milliseconds(50));
-        absl::Time top = heap_.empty() ? absl::InfiniteFuture() : heap_.top().due;
-        auto changed = [this, top]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return stopping_ || (!heap_.empty() && heap_.top().due < top);
-        };
-        mu_.AwaitWithDeadline(absl::Condition(&changed), wake);
-      }
-      absl::Time now = absl::Now();
+      if (!AwaitDue()) return;
+    }
+    SendDue();
+  }
+}
+
+bool PingScheduler::AwaitDue() {
+  while (!stopping_) {
+    absl::Time now = clock_->Now();
+    if (!heap_.empty() && heap_.top().due <= now) return true;
+    // Wake when the earliest entry is due, when Add puts an earlier one on
+    // top, or on stopping.
+    absl::Time top = heap_.empty() ? absl::InfiniteFuture() : heap_.top().due;
+    auto changed = [this, top]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopping_ || (!heap_.empty() && heap_.top().due < top);
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&changed), std::min(top - now, kMaxWait));
+  }
+  return false;
+}
+
+void PingScheduler::SendDue() {
+  std::vector<Entry> batch;
+  do {
+    batch.clear();
+    {
+      absl::MutexLock lock(&mu_);
+      absl::Time now = clock_->Now();
       while (!heap_.empty() && heap_.top().due <= now && batch.size() < kMaxBatch) {
         // priority_queue::top is const; the entry is popped right after.
         batch.push_back(std::move(const_cast<Entry&>(heap_.top())));
         heap_.pop();
       }
     }
+    for (Entry& entry : batch) Serve(entry);
+    absl::MutexLock lock(&mu_);
     for (Entry& entry : batch) {
-      if (entry.target->closed()) continue;
-      absl::Time active_until = entry.target->last_activity() + interval_;
-      if (active_until > entry.due) {
-        skipped_activity_.fetch_add(1, std::memory_order_relaxed);
-        entry.due = active_until;
-      } else if (!entry.target->TryStartPing()) {
-        skipped_in_flight_.fetch_add(1, std::memory_order_relaxed);
-        entry.due += interval_;
-      } else {
-        lateness_.Record(absl::Now() - entry.due);
-        sent_.fetch_add(1, std::memory_order_relaxed);
-        send_(entry.target, entry.due);
-        entry.due += interval_;
-      }
-      again.push_back(std::move(entry));
+      if (entry.target != nullptr) heap_.push(std::move(entry));
     }
-    batch.clear();
+  } while (batch.size() == kMaxBatch);
+}
+
+void PingScheduler::Serve(Entry& entry) {
+  if (entry.target->closed()) {
+    entry.target.reset();  // Dropped.
+    return;
   }
+  absl::Time active_until = entry.target->last_activity() + interval_;
+  if (active_until > entry.due) {
+    skipped_activity_.fetch_add(1, std::memory_order_relaxed);
+    entry.due = active_until;
+    return;
+  }
+  if (!entry.target->TryStartPing()) {
+    skipped_in_flight_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    lateness_.Record(clock_->Now() - entry.due);
+    sent_.fetch_add(1, std::memory_order_relaxed);
+    entry.target->SendPing();
+  }
+  entry.due += interval_;
 }
 
 }  // namespace presence::session

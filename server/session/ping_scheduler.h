@@ -1,22 +1,24 @@
 #ifndef PRESENCE_SERVER_SESSION_PING_SCHEDULER_H_
 #define PRESENCE_SERVER_SESSION_PING_SCHEDULER_H_
 
-// PingScheduler keeps every session's next pingRoom on one timer heap, served
-// by one thread: no thread, timer or grpc::Alarm per session.
+// PingScheduler keeps every presence's next pingRoom on one timer heap,
+// served by one thread: no thread, timer or grpc::Alarm per session.
 //
 // Rules: the next ping is due one interval after the latest of the join, the
 // last ping's scheduled time and the last activity. A ping is rescheduled from
 // its scheduled time, not from when it completed, so pings do not drift. At
-// most one ping per session is in flight; a ping due while the previous one is
+// most one ping per target is in flight; a ping due while the previous one is
 // still out is skipped. Activity is an atomic store on the target: no heap
 // operation, no allocation, no lock.
 //
-// Thread-safe. The send function runs on the scheduler thread and must not
+// Time comes from the injected monotonic Clock; in manual mode no thread is
+// started and the owner calls SendDue (tests, with a FakeClock).
+//
+// Thread-safe. PingTarget::SendPing runs on the scheduler thread and must not
 // block.
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <queue>
 #include <thread>
@@ -25,21 +27,20 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/base/clock.h"
 #include "server/metrics/histogram.h"
 
 namespace presence::session {
 
-// What the scheduler pings. Sessions derive from it.
+// What the scheduler pings: a VS presence.
 class PingTarget {
  public:
-  // What a target is, so the send function can tell without RTTI.
-  enum class Kind { kSession, kSharedPresence };
-
-  explicit PingTarget(Kind kind = Kind::kSession) : kind_(kind) {}
   virtual ~PingTarget() = default;
 
-  Kind kind() const { return kind_; }
+  // Sends one pingRoom and calls PingDone when VS has answered.
+  virtual void SendPing() = 0;
 
+  // `at` is a time of the scheduler's clock.
   void RecordActivity(absl::Time at) {
     last_activity_ns_.store(absl::ToUnixNanos(at), std::memory_order_relaxed);
   }
@@ -56,7 +57,6 @@ class PingTarget {
   void PingDone() { ping_in_flight_.store(false, std::memory_order_release); }
 
  private:
-  const Kind kind_;
   std::atomic<int64_t> last_activity_ns_{INT64_MIN};
   std::atomic<bool> closed_{false};
   std::atomic<bool> ping_in_flight_{false};
@@ -72,19 +72,28 @@ struct PingSchedulerStats {
 
 class PingScheduler {
  public:
-  // Called with the target and the ping's scheduled time.
-  using SendFn = std::function<void(const std::shared_ptr<PingTarget>&, absl::Time scheduled)>;
+  enum class Mode { kOwnThread, kManual };
 
-  PingScheduler(absl::Duration interval, SendFn send);
-  ~PingScheduler();  // Stops the thread; pending pings are dropped.
+  PingScheduler(absl::Duration interval, const base::Clock* clock, Mode mode = Mode::kOwnThread);
+  ~PingScheduler();  // Stops.
+
+  // Stops the thread; pending pings are dropped, and Add still works (and
+  // schedules nothing). Idempotent.
+  void Stop();
 
   PingScheduler(const PingScheduler&) = delete;
   PingScheduler& operator=(const PingScheduler&) = delete;
 
-  // Schedules `target`'s first ping one interval after `joined_at`.
+  // Schedules `target`'s first ping one interval after `joined_at` (a time
+  // of clock()).
   void Add(std::shared_ptr<PingTarget> target, absl::Time joined_at);
 
+  // Sends every ping due by clock()->Now(). The thread's work; called
+  // directly in manual mode.
+  void SendDue();
+
   absl::Duration interval() const { return interval_; }
+  const base::Clock* clock() const { return clock_; }
   PingSchedulerStats stats() const;
   // Sent minus scheduled time of every ping sent.
   const metrics::LatencyHistogram& lateness() const { return lateness_; }
@@ -97,9 +106,13 @@ class PingScheduler {
   };
 
   void Run();
+  // Waits until an entry is due or stopping; false when stopping.
+  bool AwaitDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pings (or postpones) one due entry and moves its due time on.
+  void Serve(Entry& entry);
 
   const absl::Duration interval_;
-  const SendFn send_;
+  const base::Clock* const clock_;
 
   mutable absl::Mutex mu_;
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap_ ABSL_GUARDED_BY(mu_);

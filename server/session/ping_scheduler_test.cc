@@ -10,109 +10,138 @@ namespace {
 
 constexpr absl::Duration kInterval = absl::Milliseconds(100);
 
-// Records the scheduled time of every ping sent, per target.
-class Recorder {
+// Records the scheduled clock time of every ping it is asked to send.
+class RecordingTarget : public PingTarget {
  public:
-  PingScheduler::SendFn Fn(bool complete_immediately = true) {
-    return [this, complete_immediately](const std::shared_ptr<PingTarget>& target,
-                                        absl::Time scheduled) {
-      absl::MutexLock lock(&mu_);
-      sent_.emplace_back(target.get(), scheduled);
-      if (complete_immediately) target->PingDone();
-    };
-  }
-  std::vector<absl::Time> For(const PingTarget* target) {
+  RecordingTarget(const base::Clock* clock, bool complete_immediately = true)
+      : clock_(clock), complete_immediately_(complete_immediately) {}
+
+  void SendPing() override {
     absl::MutexLock lock(&mu_);
-    std::vector<absl::Time> out;
-    for (const auto& [t, at] : sent_) {
-      if (t == target) out.push_back(at);
-    }
-    return out;
+    sent_.push_back(clock_->Now());
+    if (complete_immediately_) PingDone();
+  }
+  std::vector<absl::Time> sent() const {
+    absl::MutexLock lock(&mu_);
+    return sent_;
   }
 
  private:
-  absl::Mutex mu_;
-  std::vector<std::pair<const PingTarget*, absl::Time>> sent_;
+  const base::Clock* clock_;
+  const bool complete_immediately_;
+  mutable absl::Mutex mu_;
+  std::vector<absl::Time> sent_ ABSL_GUARDED_BY(mu_);
 };
 
+// Advances the clock in steps of `step` up to `by`, serving due pings after
+// each step, as the thread would.
+void AdvanceAndServe(base::FakeClock& clock, PingScheduler& scheduler, absl::Duration by,
+                     absl::Duration step = absl::Milliseconds(1)) {
+  for (absl::Duration d = absl::ZeroDuration(); d < by; d += step) {
+    clock.Advance(step);
+    scheduler.SendDue();
+  }
+}
+
 TEST(PingSchedulerTest, PingsAtExactMultiplesOfTheIntervalWithoutDrift) {
-  Recorder recorder;
-  PingScheduler scheduler(kInterval, recorder.Fn());
-  auto target = std::make_shared<PingTarget>();
-  absl::Time joined = absl::Now();
+  base::FakeClock clock;
+  PingScheduler scheduler(kInterval, &clock, PingScheduler::Mode::kManual);
+  auto target = std::make_shared<RecordingTarget>(&clock);
+  absl::Time joined = clock.Now();
   scheduler.Add(target, joined);
-  absl::SleepFor(kInterval * 5.5);
-  std::vector<absl::Time> pings = recorder.For(target.get());
-  ASSERT_GE(pings.size(), 4u);
-  ASSERT_LE(pings.size(), 6u);
+  AdvanceAndServe(clock, scheduler, kInterval * 5.5);
+  std::vector<absl::Time> pings = target->sent();
+  ASSERT_EQ(pings.size(), 5u);
   for (size_t i = 0; i < pings.size(); ++i) {
     EXPECT_EQ(pings[i], joined + kInterval * static_cast<int64_t>(i + 1)) << i;
   }
-  EXPECT_EQ(scheduler.stats().pings_sent, static_cast<int64_t>(pings.size()));
-  EXPECT_EQ(scheduler.lateness().count(), static_cast<int64_t>(pings.size()));
+  EXPECT_EQ(scheduler.stats().pings_sent, 5);
+  EXPECT_EQ(scheduler.lateness().count(), 5);
+}
+
+TEST(PingSchedulerTest, ALateTickStillSchedulesFromTheScheduledTime) {
+  base::FakeClock clock;
+  PingScheduler scheduler(kInterval, &clock, PingScheduler::Mode::kManual);
+  auto target = std::make_shared<RecordingTarget>(&clock);
+  absl::Time joined = clock.Now();
+  scheduler.Add(target, joined);
+  clock.Advance(kInterval + absl::Milliseconds(30));  // The thread woke late.
+  scheduler.SendDue();
+  AdvanceAndServe(clock, scheduler, kInterval);
+  std::vector<absl::Time> pings = target->sent();
+  ASSERT_EQ(pings.size(), 2u);
+  EXPECT_EQ(pings[1], joined + 2 * kInterval);
 }
 
 TEST(PingSchedulerTest, ActivityPostponesTheNextPingByOneInterval) {
-  Recorder recorder;
-  PingScheduler scheduler(kInterval, recorder.Fn());
-  auto target = std::make_shared<PingTarget>();
-  absl::Time joined = absl::Now();
+  base::FakeClock clock;
+  PingScheduler scheduler(kInterval, &clock, PingScheduler::Mode::kManual);
+  auto target = std::make_shared<RecordingTarget>(&clock);
+  absl::Time joined = clock.Now();
   scheduler.Add(target, joined);
-  absl::Time active = joined + kInterval / 2;
-  absl::SleepFor(active - absl::Now());
+  AdvanceAndServe(clock, scheduler, kInterval / 2);
+  absl::Time active = clock.Now();
   target->RecordActivity(active);
-  absl::SleepFor(joined + kInterval * 1.8 - absl::Now());
-  std::vector<absl::Time> pings = recorder.For(target.get());
+  AdvanceAndServe(clock, scheduler, kInterval * 1.3);
+  std::vector<absl::Time> pings = target->sent();
   ASSERT_EQ(pings.size(), 1u);
   EXPECT_EQ(pings[0], active + kInterval);
   EXPECT_EQ(scheduler.stats().skipped_for_activity, 1);
 }
 
 TEST(PingSchedulerTest, SkipsAPingWhileThePreviousIsInFlight) {
-  Recorder recorder;
-  PingScheduler scheduler(kInterval, recorder.Fn(/*complete_immediately=*/false));
-  auto target = std::make_shared<PingTarget>();
-  absl::Time joined = absl::Now();
+  base::FakeClock clock;
+  PingScheduler scheduler(kInterval, &clock, PingScheduler::Mode::kManual);
+  auto target = std::make_shared<RecordingTarget>(&clock, /*complete_immediately=*/false);
+  absl::Time joined = clock.Now();
   scheduler.Add(target, joined);
-  absl::SleepFor(kInterval * 3.5);
-  EXPECT_EQ(recorder.For(target.get()).size(), 1u);
-  EXPECT_GE(scheduler.stats().skipped_in_flight, 1);
+  AdvanceAndServe(clock, scheduler, kInterval * 3.5);
+  EXPECT_EQ(target->sent().size(), 1u);
+  EXPECT_EQ(scheduler.stats().skipped_in_flight, 2);
   target->PingDone();
-  absl::SleepFor(kInterval * 1.2);
-  std::vector<absl::Time> pings = recorder.For(target.get());
+  AdvanceAndServe(clock, scheduler, kInterval);
+  std::vector<absl::Time> pings = target->sent();
   ASSERT_EQ(pings.size(), 2u);
   // Still on the original grid.
-  EXPECT_EQ((pings[1] - joined) % kInterval, absl::ZeroDuration());
+  EXPECT_EQ(pings[1], joined + 4 * kInterval);
 }
 
 TEST(PingSchedulerTest, ClosedTargetsAreNeverPingedAndAreDropped) {
-  Recorder recorder;
-  PingScheduler scheduler(kInterval, recorder.Fn());
-  auto target = std::make_shared<PingTarget>();
-  scheduler.Add(target, absl::Now());
+  base::FakeClock clock;
+  PingScheduler scheduler(kInterval, &clock, PingScheduler::Mode::kManual);
+  auto target = std::make_shared<RecordingTarget>(&clock);
+  scheduler.Add(target, clock.Now());
   target->Close();
-  absl::SleepFor(kInterval * 2);
-  EXPECT_TRUE(recorder.For(target.get()).empty());
+  AdvanceAndServe(clock, scheduler, kInterval * 2);
+  EXPECT_TRUE(target->sent().empty());
   EXPECT_EQ(scheduler.stats().queued, 0);
   EXPECT_EQ(target.use_count(), 1);
 }
 
 TEST(PingSchedulerTest, ManyTargetsEachGetTheirOwnPings) {
-  Recorder recorder;
-  PingScheduler scheduler(kInterval, recorder.Fn());
-  std::vector<std::shared_ptr<PingTarget>> targets;
-  absl::Time start = absl::Now();
-  for (int i = 0; i < 1000; ++i) {
-    targets.push_back(std::make_shared<PingTarget>());
-    scheduler.Add(targets.back(), start + absl::Microseconds(i * 50));
+  base::FakeClock clock;
+  PingScheduler scheduler(kInterval, &clock, PingScheduler::Mode::kManual);
+  std::vector<std::shared_ptr<RecordingTarget>> targets;
+  absl::Time start = clock.Now();
+  for (int i = 0; i < 3000; ++i) {  // More than one batch.
+    targets.push_back(std::make_shared<RecordingTarget>(&clock));
+    scheduler.Add(targets.back(), start + absl::Microseconds(i * 10));
   }
-  absl::SleepFor(kInterval * 2.6);
-  for (const auto& t : targets) {
-    std::vector<absl::Time> pings = recorder.For(t.get());
-    ASSERT_GE(pings.size(), 1u);
-    ASSERT_LE(pings.size(), 3u);
+  AdvanceAndServe(clock, scheduler, kInterval * 2.6, absl::Milliseconds(5));
+  for (const auto& t : targets) ASSERT_EQ(t->sent().size(), 2u);
+  EXPECT_EQ(scheduler.stats().pings_sent, 6000);
+}
+
+TEST(PingSchedulerTest, ItsThreadSendsDuePingsOnTheMonotonicClock) {
+  const base::Clock* clock = base::MonotonicClock::Get();
+  PingScheduler scheduler(absl::Milliseconds(20), clock);
+  auto target = std::make_shared<RecordingTarget>(clock);
+  scheduler.Add(target, clock->Now());
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (target->sent().size() < 3 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));  // Polling a condition, bounded.
   }
-  EXPECT_GE(scheduler.stats().pings_sent, 2000);
+  EXPECT_GE(target->sent().size(), 3u);
 }
 
 }  // namespace

@@ -2,12 +2,12 @@
 #define PRESENCE_SERVER_SESSION_SESSION_CORE_H_
 
 // SessionCore is the part of a Session stream that outlives it: what the VS
-// event thread and the ping scheduler hold on to. The stream's reactor is
-// attached while the stream lives; a completion that arrives later finds it
-// detached and does nothing with the stream.
+// event thread, the presences and the registry hold on to. The stream (its
+// reactor, seen through the SessionStream interface) is attached while it
+// lives; an answer that arrives later finds it detached and is dropped.
 //
-// Thread-safe. Identity is written once, before the core is published to the
-// registry or the scheduler, and only read after.
+// Thread-safe. The identity is written once, by the stream, before the core
+// is published to the registry, and only read after.
 
 #include <cstdint>
 #include <optional>
@@ -17,12 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/session/ping_scheduler.h"
-#include "server/vs/vs_client.h"
-
-namespace presence::service {
-class SessionReactor;
-}  // namespace presence::service
+#include "server/vs/vs_result.h"
 
 namespace presence::session {
 
@@ -32,46 +27,64 @@ struct SessionIdentity {
   std::optional<int64_t> customer_id;
   bool registered = false;
   std::string display_nickname;  // As VS returned it.
-  absl::Time joined_at;
+  absl::Time joined_at;          // Calendar time, for GetRoom.
 };
 
-class SessionCore : public PingTarget {
- public:
-  using Reactor = service::SessionReactor;
+// The answer to a stream's join: VS's result, and the display nickname every
+// stream of the presence uses when it was accepted.
+struct JoinAnswer {
+  vs::VsResult result;
+  std::string display_nickname;
+};
 
-  SessionCore(std::string id, Reactor* reactor) : id_(std::move(id)), reactor_(reactor) {}
+// What reaches a live stream from elsewhere. Implemented by the gRPC
+// reactor. Each call comes through SessionCore::WithStream, never under a
+// lock of the caller's that the stream could need.
+class SessionStream {
+ public:
+  virtual void OnJoinAnswer(const JoinAnswer& answer) = 0;
+  // A ping of this stream's presence failed.
+  virtual void OnPingFailed(const vs::VsResult& result) = 0;
+  virtual void OnCreditsAnswer(const vs::VsResult& result) = 0;
+  // The drain on shutdown: leave, then UNAVAILABLE.
+  virtual void EndForDrain() = 0;
+  // VS booted the customer: leave, then PERMISSION_DENIED.
+  virtual void EndForBoot() = 0;
+
+ protected:
+  ~SessionStream() = default;
+};
+
+class SessionCore {
+ public:
+  SessionCore(std::string id, SessionStream* stream) : id_(std::move(id)), stream_(stream) {}
 
   const std::string& id() const { return id_; }
 
   void set_identity(SessionIdentity identity) { identity_ = std::move(identity); }
   const SessionIdentity& identity() const { return identity_; }
 
-  vs::RoomPresence presence() const {
-    return vs::RoomPresence{identity_.performer_id, identity_.customer_id,
-                            identity_.display_nickname};
-  }
-
-  // Runs fn(reactor) while the stream is attached and returns true; returns
-  // false when it is gone. The reactor cannot be deleted while fn runs.
+  // Runs fn(stream) while the stream is attached and returns true; returns
+  // false when it is gone. The stream cannot go away while fn runs.
   template <typename Fn>
-  bool WithReactor(Fn&& fn) {
+  bool WithStream(Fn&& fn) {
     absl::MutexLock lock(&mu_);
-    if (reactor_ == nullptr) return false;
-    fn(reactor_);
+    if (stream_ == nullptr) return false;
+    fn(stream_);
     return true;
   }
 
-  // Called by the reactor in OnDone, before it deletes itself.
+  // Called by the stream as it is destroyed.
   void Detach() {
     absl::MutexLock lock(&mu_);
-    reactor_ = nullptr;
+    stream_ = nullptr;
   }
 
  private:
   const std::string id_;
   SessionIdentity identity_;
   absl::Mutex mu_;
-  Reactor* reactor_ ABSL_GUARDED_BY(mu_);
+  SessionStream* stream_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace presence::session

@@ -1,5 +1,7 @@
 #include "server/vs/vs_result.h"
 
+#include <utility>
+
 namespace presence::vs {
 
 const char* VsFunctionName(VsFunction function) {
@@ -38,6 +40,18 @@ const char* VsOutcomeName(VsOutcome outcome) {
       return "cancelled";
   }
   return "unknown";
+}
+
+VsResult NotTaken(absl::Status refusal) {
+  VsResult result;
+  result.outcome = VsOutcome::kOverloaded;
+  result.status = std::move(refusal);
+  return result;
+}
+
+bool OutcomeUnknown(const VsResult& result) {
+  return result.outcome == VsOutcome::kTimeout || result.outcome == VsOutcome::kTransportError ||
+         result.outcome == VsOutcome::kCancelled;
 }
 
 }  // namespace presence::vs

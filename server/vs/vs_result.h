@@ -63,6 +63,15 @@ struct VsResult {
   bool accepted() const { return outcome == VsOutcome::kAccepted; }
 };
 
+// The result of a request VsClient would not take (overloaded, shutting
+// down): `refusal` is what the submitting call returned.
+VsResult NotTaken(absl::Status refusal);
+
+// Whether VS may have acted on a request whose answer we did not get (a
+// timeout, a connection reset mid-answer, a shutdown): a join with this
+// outcome is taken back with a best-effort leave.
+bool OutcomeUnknown(const VsResult& result);
+
 }  // namespace presence::vs
 
 #endif  // PRESENCE_SERVER_VS_VS_RESULT_H_

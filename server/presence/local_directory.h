@@ -1,0 +1,66 @@
+#ifndef PRESENCE_SERVER_PRESENCE_LOCAL_DIRECTORY_H_
+#define PRESENCE_SERVER_PRESENCE_LOCAL_DIRECTORY_H_
+
+// LocalDirectory attaches streams to presences held on this replica. A
+// registered customer has one VS presence per room, however many streams
+// they hold there (two tabs, a reconnect racing its old stream): joinRoom
+// when the first stream joins, leaveRoom when the last one leaves, the same
+// display nickname for all, each stream its own session id. Guests (no
+// customer_id) are never shared: each stream gets a presence of its own.
+//
+// A stream arriving while the customer's last leave is at VS gets
+// UNAVAILABLE (retry): joining before VS has the leave could reach VS first
+// and be undone by it.
+//
+// Thread-safe. Lock order: the directory's, then a presence's.
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "server/presence/local_presence.h"
+#include "server/presence/presence.h"
+#include "server/presence/presence_context.h"
+
+namespace presence::presences {
+
+struct PresenceKey {
+  int64_t performer_id = 0;
+  int64_t customer_id = 0;
+
+  bool operator==(const PresenceKey& other) const {
+    return performer_id == other.performer_id && customer_id == other.customer_id;
+  }
+  template <typename H>
+  friend H AbslHashValue(H h, const PresenceKey& key) {
+    return H::combine(std::move(h), key.performer_id, key.customer_id);
+  }
+};
+
+class LocalDirectory final : public PresenceDirectory {
+ public:
+  explicit LocalDirectory(const PresenceContext* context) : context_(context) {}
+
+  Attachment Attach(const vs::JoinRoomRequest& join,
+                    std::shared_ptr<session::SessionCore> stream) override;
+  int64_t shared_presences() const override;
+
+ private:
+  // Attaches to the customer's presence in the room, creating it if needed.
+  // Returns the new presence when this stream must send the join.
+  std::shared_ptr<LocalPresence> AttachShared(const PresenceKey& key,
+                                              const vs::JoinRoomRequest& join,
+                                              const std::shared_ptr<session::SessionCore>& stream,
+                                              Attachment* attachment);
+  void Forget(const PresenceKey& key, const LocalPresence* presence);
+
+  const PresenceContext* const context_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<PresenceKey, std::shared_ptr<LocalPresence>> shared_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace presence::presences
+
+#endif  // PRESENCE_SERVER_PRESENCE_LOCAL_DIRECTORY_H_

@@ -1,0 +1,173 @@
+#include "server/presence/local_presence.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/log/log.h"
+
+namespace presence::presences {
+
+using session::JoinAnswer;
+using session::SessionCore;
+
+LocalPresence::LocalPresence(const PresenceContext* context, std::string id,
+                             vs::JoinRoomRequest join, OnGone on_gone)
+    : context_(context), id_(std::move(id)), join_(std::move(join)), on_gone_(std::move(on_gone)) {}
+
+std::optional<JoinAnswer> LocalPresence::Join(std::shared_ptr<SessionCore> first) {
+  {
+    absl::MutexLock lock(&mu_);
+    streams_.push_back(first);
+  }
+  std::shared_ptr<LocalPresence> self = shared_from_this();
+  absl::Status taken =
+      context_->vs->JoinRoom(join_, [self](vs::VsResult result) { self->OnJoinResult(result); });
+  if (taken.ok()) return std::nullopt;
+  JoinAnswer answer{vs::NotTaken(taken), ""};
+  CountJoin(answer.result);
+  bool leave_now = false;
+  std::vector<std::shared_ptr<SessionCore>> others;
+  {
+    absl::MutexLock lock(&mu_);
+    others = SettleJoinLocked(answer, &leave_now);
+  }
+  others.erase(std::remove(others.begin(), others.end(), first), others.end());
+  Tell(others, answer);
+  Gone();
+  return answer;
+}
+
+LocalPresence::Shared LocalPresence::Share(std::shared_ptr<SessionCore> stream, JoinAnswer* now) {
+  absl::MutexLock lock(&mu_);
+  switch (state_) {
+    case State::kJoining:
+      streams_.push_back(std::move(stream));
+      return Shared::kWaiting;
+    case State::kJoined:
+      streams_.push_back(std::move(stream));
+      now->result.outcome = vs::VsOutcome::kAccepted;
+      now->display_nickname = display_nickname_;
+      return Shared::kJoined;
+    case State::kLeaving:
+      return Shared::kLeaving;
+    case State::kGone:
+      break;
+  }
+  return Shared::kGone;
+}
+
+void LocalPresence::OnJoinResult(const vs::VsResult& result) {
+  CountJoin(result);
+  JoinAnswer answer{result, result.nickname.empty() ? join_.nickname : result.nickname};
+  bool leave_now = false;
+  std::vector<std::shared_ptr<SessionCore>> streams;
+  {
+    absl::MutexLock lock(&mu_);
+    streams = SettleJoinLocked(answer, &leave_now);
+  }
+  Tell(streams, answer);
+  if (leave_now) {
+    // Every stream ended while VS was answering: the presence VS just
+    // accepted is taken back at once.
+    StartLeave(LeaveSender::Kind::kLeave);
+  } else if (!result.accepted()) {
+    // VS may have taken a join it did not answer: take it back, with the
+    // only nickname we know.
+    if (vs::OutcomeUnknown(result)) StartLeave(LeaveSender::Kind::kBestEffort);
+    Gone();
+  }
+}
+
+std::vector<std::shared_ptr<SessionCore>> LocalPresence::SettleJoinLocked(const JoinAnswer& answer,
+                                                                          bool* leave_now) {
+  if (!answer.result.accepted()) {
+    state_ = State::kGone;
+    return std::move(streams_);
+  }
+  // VS should always name the display nickname; if it does not, the one we
+  // sent is the best guess for the later calls.
+  display_nickname_ = answer.display_nickname;
+  if (context_->journal != nullptr) {
+    context_->journal->RecordJoin({id_, join_.performer_id, join_.customer_id, display_nickname_});
+  }
+  *leave_now = streams_.empty();
+  state_ = *leave_now ? State::kLeaving : State::kJoined;
+  if (!*leave_now)
+    context_->scheduler->Add(shared_from_this(), context_->scheduler->clock()->Now());
+  return streams_;
+}
+
+void LocalPresence::CountJoin(const vs::VsResult& result) {
+  CountOutcome(result, context_->counters->joins_accepted, context_->counters->joins_rejected,
+               context_->counters->joins_failed);
+}
+
+void LocalPresence::Detach(const SessionCore& stream) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = std::find_if(streams_.begin(), streams_.end(),
+                           [&](const auto& s) { return s.get() == &stream; });
+    if (it == streams_.end()) return;
+    streams_.erase(it);
+    if (state_ != State::kJoined || !streams_.empty()) return;
+    state_ = State::kLeaving;
+  }
+  StartLeave(LeaveSender::Kind::kLeave);
+}
+
+void LocalPresence::StartLeave(LeaveSender::Kind kind) {
+  Close();  // No more pings.
+  vs::RoomPresence presence = room_presence();
+  if (kind == LeaveSender::Kind::kBestEffort) presence.nickname = join_.nickname;
+  std::shared_ptr<LocalPresence> self = shared_from_this();
+  context_->leaves->Send(id_, presence, kind, [self, kind] {
+    if (kind == LeaveSender::Kind::kLeave) self->Gone();
+  });
+}
+
+void LocalPresence::Gone() {
+  {
+    absl::MutexLock lock(&mu_);
+    state_ = State::kGone;
+  }
+  if (on_gone_) std::move(on_gone_)(this);
+}
+
+vs::RoomPresence LocalPresence::room_presence() const {
+  return vs::RoomPresence{join_.performer_id, join_.customer_id, display_nickname_};
+}
+
+void LocalPresence::SendPing() {
+  std::shared_ptr<LocalPresence> self = shared_from_this();
+  absl::Status taken = context_->vs->PingRoom(room_presence(), [self](vs::VsResult result) {
+    self->PingDone();
+    CountOutcome(result, self->context_->counters->pings_accepted,
+                 self->context_->counters->pings_rejected, self->context_->counters->pings_failed);
+    if (!result.accepted()) self->TellPingFailed(result);
+  });
+  if (taken.ok()) return;
+  PingDone();
+  metrics::Increment(context_->counters->pings_failed);
+  TellPingFailed(vs::NotTaken(taken));
+}
+
+void LocalPresence::TellPingFailed(const vs::VsResult& result) {
+  std::vector<std::shared_ptr<SessionCore>> streams;
+  {
+    absl::MutexLock lock(&mu_);
+    streams = streams_;
+  }
+  for (const auto& stream : streams) {
+    stream->WithStream([&](session::SessionStream* s) { s->OnPingFailed(result); });
+  }
+}
+
+void LocalPresence::Tell(const std::vector<std::shared_ptr<SessionCore>>& streams,
+                         const JoinAnswer& answer) {
+  for (const auto& stream : streams) {
+    stream->WithStream([&](session::SessionStream* s) { s->OnJoinAnswer(answer); });
+  }
+}
+
+}  // namespace presence::presences

@@ -1,0 +1,89 @@
+#ifndef PRESENCE_SERVER_PRESENCE_LOCAL_PRESENCE_H_
+#define PRESENCE_SERVER_PRESENCE_LOCAL_PRESENCE_H_
+
+// LocalPresence is a VS presence held by streams on this replica: a guest's
+// or a lone customer's (one stream), or a registered customer's shared by all
+// their streams in the room (LocalDirectory finds it for them). One state
+// machine serves both; a solo presence is the one-stream case.
+//
+//   kJoining  joinRoom is at VS. Streams that attach now wait for its answer,
+//             and all get the same one.
+//   kJoined   streams come and go; the scheduler pings the presence.
+//   kLeaving  the last stream left; leaveRoom is at VS.
+//   kGone     VS answered the leave, or the join was not accepted.
+//
+// The first stream's Join sends joinRoom; answers reach the streams through
+// SessionStream::OnJoinAnswer, outside this presence's lock. A join accepted
+// after every stream is gone is left at once; a join whose outcome is unknown
+// gets a best-effort leave.
+//
+// Thread-safe.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/synchronization/mutex.h"
+#include "server/presence/leave_sender.h"
+#include "server/presence/presence.h"
+#include "server/presence/presence_context.h"
+
+namespace presence::presences {
+
+class LocalPresence final : public Presence, public std::enable_shared_from_this<LocalPresence> {
+ public:
+  // Runs once when the presence reaches kGone (its directory forgets it).
+  using OnGone = absl::AnyInvocable<void(const LocalPresence*) &&>;
+
+  // `id` names the presence in the journal and the log (its first stream's
+  // session id).
+  LocalPresence(const PresenceContext* context, std::string id, vs::JoinRoomRequest join,
+                OnGone on_gone = nullptr);
+
+  // The first stream: sends joinRoom. Returns the answer when VS would not
+  // take the request; the other streams attached by then hear it too.
+  std::optional<session::JoinAnswer> Join(std::shared_ptr<session::SessionCore> first);
+
+  enum class Shared { kWaiting, kJoined, kLeaving, kGone };
+  // A later stream of the same customer. kJoined: `*now` is its answer.
+  // kWaiting: the answer comes with the join's. kLeaving, kGone: not attached.
+  Shared Share(std::shared_ptr<session::SessionCore> stream, session::JoinAnswer* now);
+
+  void Detach(const session::SessionCore& stream) override;
+  void SendPing() override;
+
+  const std::string& id() const { return id_; }
+
+ private:
+  enum class State { kJoining, kJoined, kLeaving, kGone };
+
+  void OnJoinResult(const vs::VsResult& result);
+  // Moves kJoining on with VS's answer; returns the streams to tell.
+  std::vector<std::shared_ptr<session::SessionCore>> SettleJoinLocked(
+      const session::JoinAnswer& answer, bool* leave_now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CountJoin(const vs::VsResult& result);
+  void StartLeave(LeaveSender::Kind kind);
+  void Gone();
+  void TellPingFailed(const vs::VsResult& result);
+  static void Tell(const std::vector<std::shared_ptr<session::SessionCore>>& streams,
+                   const session::JoinAnswer& answer);
+  vs::RoomPresence room_presence() const;
+
+  const PresenceContext* const context_;
+  const std::string id_;
+  const vs::JoinRoomRequest join_;
+  OnGone on_gone_;
+
+  mutable absl::Mutex mu_;
+  State state_ ABSL_GUARDED_BY(mu_) = State::kJoining;
+  std::vector<std::shared_ptr<session::SessionCore>> streams_ ABSL_GUARDED_BY(mu_);
+  // Written once, when the join is accepted (before kJoined is visible).
+  std::string display_nickname_;
+};
+
+}  // namespace presence::presences
+
+#endif  // PRESENCE_SERVER_PRESENCE_LOCAL_PRESENCE_H_

@@ -1,0 +1,275 @@
+// The presence seam against a real VS (the simulator on loopback): each test
+// drives LocalDirectory as the reactor does and checks what VS saw.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+#include "server/base/clock.h"
+#include "server/presence/leave_sender.h"
+#include "server/presence/local_directory.h"
+#include "server/vs_simulator/vs_simulator.h"
+
+namespace presence::presences {
+namespace {
+
+using session::JoinAnswer;
+using session::SessionCore;
+
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+vs::FaultRule Fault(const std::string& function, int times = 1) {
+  vs::FaultRule rule;
+  rule.function = function;
+  rule.times = times;
+  return rule;
+}
+vs::FaultRule Slow(const std::string& function, absl::Duration latency) {
+  vs::FaultRule rule = Fault(function);
+  rule.latency = latency;
+  return rule;
+}
+
+// A stream as the reactor would be: records the answers that reach it.
+class FakeStream : public session::SessionStream {
+ public:
+  void OnJoinAnswer(const JoinAnswer& answer) override {
+    absl::MutexLock lock(&mu_);
+    answers_.push_back(answer);
+  }
+  void OnPingFailed(const vs::VsResult&) override {
+    absl::MutexLock lock(&mu_);
+    ++ping_failures_;
+  }
+  void OnCreditsAnswer(const vs::VsResult&) override {}
+  void EndForDrain() override {}
+  void EndForBoot() override {}
+
+  // Waits for the one answer a stream gets.
+  std::optional<JoinAnswer> Answer() {
+    absl::MutexLock lock(&mu_);
+    auto has = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !answers_.empty(); };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&has), kWait)) return std::nullopt;
+    return answers_.front();
+  }
+  int answers() {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(answers_.size());
+  }
+  int ping_failures() {
+    absl::MutexLock lock(&mu_);
+    return ping_failures_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<JoinAnswer> answers_ ABSL_GUARDED_BY(mu_);
+  int ping_failures_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+class LocalPresenceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(sim_.Start().ok());
+    vs::VsClientOptions options;
+    options.base_url = sim_.url();
+    options.key = "simulator-key";
+    options.retry.max_total = absl::Seconds(2);
+    auto client = vs::VsClient::Create(options);
+    ASSERT_TRUE(client.ok()) << client.status();
+    vs_ = *std::move(client);
+    context_.vs = vs_.get();
+    context_.scheduler = &scheduler_;
+    context_.leaves = &leaves_;
+    context_.counters = &counters_;
+  }
+  void TearDown() override {
+    if (vs_) vs_->Drain(absl::Now() + kWait);
+  }
+
+  // A stream and its core.
+  struct Stream {
+    std::unique_ptr<FakeStream> fake = std::make_unique<FakeStream>();
+    std::shared_ptr<SessionCore> core;
+  };
+  Stream NewStream(const std::string& id) {
+    Stream s;
+    s.core = std::make_shared<SessionCore>(id, s.fake.get());
+    return s;
+  }
+  // The answer of an attachment: at once, or through the stream.
+  static std::optional<JoinAnswer> AnswerOf(const Attachment& a, Stream& s) {
+    return a.answer.has_value() ? a.answer : s.fake->Answer();
+  }
+
+  static vs::JoinRoomRequest Customer(int64_t performer, int64_t customer) {
+    vs::JoinRoomRequest join;
+    join.performer_id = performer;
+    join.customer_id = customer;
+    join.registered = true;
+    join.nickname = "alice";
+    join.ip_address = "10.0.0.1";
+    return join;
+  }
+  static vs::JoinRoomRequest Guest(int64_t performer, const std::string& nickname) {
+    vs::JoinRoomRequest join;
+    join.performer_id = performer;
+    join.nickname = nickname;
+    join.ip_address = "10.0.0.2";
+    return join;
+  }
+
+  vs::VsSimulator sim_;
+  base::FakeClock clock_;
+  session::PingScheduler scheduler_{absl::Seconds(10), &clock_,
+                                    session::PingScheduler::Mode::kManual};
+  metrics::GatewayCounters counters_;
+  PresenceContext context_;
+  LeaveSender leaves_{&context_};
+  std::unique_ptr<vs::VsClient> vs_;
+  LocalDirectory directory_{&context_};
+};
+
+TEST_F(LocalPresenceTest, AGuestJoinsAndLeavesOnce) {
+  Stream s = NewStream("s1");
+  Attachment a = directory_.Attach(Guest(7, "bob"), s.core);
+  ASSERT_NE(a.presence, nullptr);
+  std::optional<JoinAnswer> answer = AnswerOf(a, s);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_TRUE(answer->result.accepted());
+  EXPECT_TRUE(absl::StartsWith(answer->display_nickname, "bob_"));
+  a.presence->Detach(*s.core);
+  a.presence->Detach(*s.core);  // A second detach of the same stream is nothing.
+  ASSERT_TRUE(sim_.WaitForCount("leaveRoom", 1, kWait));
+  auto leaves = sim_.Requests("leaveRoom");
+  ASSERT_EQ(leaves.size(), 1u);
+  EXPECT_EQ(leaves[0].Field("nickname"), answer->display_nickname);
+  EXPECT_EQ(sim_.Count("joinRoom"), 1);
+  EXPECT_EQ(directory_.shared_presences(), 0);
+}
+
+TEST_F(LocalPresenceTest, GuestsWithTheSameNicknameAreNeverShared) {
+  Stream s1 = NewStream("s1"), s2 = NewStream("s2");
+  Attachment a1 = directory_.Attach(Guest(7, "bob"), s1.core);
+  Attachment a2 = directory_.Attach(Guest(7, "bob"), s2.core);
+  ASSERT_TRUE(AnswerOf(a1, s1).has_value());
+  ASSERT_TRUE(AnswerOf(a2, s2).has_value());
+  EXPECT_NE(a1.presence, a2.presence);
+  EXPECT_EQ(sim_.Count("joinRoom"), 2);
+}
+
+TEST_F(LocalPresenceTest, ACustomersStreamsShareOneJoinAndTheLastOneLeaves) {
+  Stream s1 = NewStream("s1"), s2 = NewStream("s2");
+  Attachment a1 = directory_.Attach(Customer(7, 42), s1.core);
+  std::optional<JoinAnswer> first = AnswerOf(a1, s1);
+  ASSERT_TRUE(first.has_value() && first->result.accepted());
+  Attachment a2 = directory_.Attach(Customer(7, 42), s2.core);
+  ASSERT_TRUE(a2.answer.has_value());  // Joined already: answered at once.
+  EXPECT_EQ(a2.answer->display_nickname, first->display_nickname);
+  EXPECT_EQ(a1.presence, a2.presence);
+  EXPECT_EQ(counters_.joins_shared.load(), 1);
+  a1.presence->Detach(*s1.core);
+  EXPECT_EQ(sim_.Count("leaveRoom"), 0);
+  a2.presence->Detach(*s2.core);
+  ASSERT_TRUE(sim_.WaitForCount("leaveRoom", 1, kWait));
+  EXPECT_EQ(sim_.Count("joinRoom"), 1);
+}
+
+TEST_F(LocalPresenceTest, StreamsArrivingDuringTheJoinGetTheSameAnswer) {
+  sim_.AddFault(Slow("joinRoom", absl::Milliseconds(300)));
+  Stream s1 = NewStream("s1"), s2 = NewStream("s2");
+  Attachment a1 = directory_.Attach(Customer(7, 42), s1.core);
+  Attachment a2 = directory_.Attach(Customer(7, 42), s2.core);
+  EXPECT_FALSE(a1.answer.has_value());
+  EXPECT_FALSE(a2.answer.has_value());
+  std::optional<JoinAnswer> one = s1.fake->Answer(), two = s2.fake->Answer();
+  ASSERT_TRUE(one.has_value() && two.has_value());
+  EXPECT_TRUE(two->result.accepted());
+  EXPECT_EQ(one->display_nickname, two->display_nickname);
+  EXPECT_EQ(sim_.Count("joinRoom"), 1);
+}
+
+TEST_F(LocalPresenceTest, AJoinAcceptedAfterItsOnlyStreamEndedIsLeftAtOnce) {
+  sim_.AddFault(Slow("joinRoom", absl::Milliseconds(300)));
+  Stream s = NewStream("s1");
+  Attachment a = directory_.Attach(Customer(7, 42), s.core);
+  a.presence->Detach(*s.core);
+  ASSERT_TRUE(sim_.WaitForCount("leaveRoom", 1, kWait));
+  EXPECT_EQ(s.fake->answers(), 0);
+  auto joins = sim_.Requests("joinRoom");
+  auto leaves = sim_.Requests("leaveRoom");
+  ASSERT_EQ(joins.size(), 1u);
+  EXPECT_EQ(leaves[0].Field("nickname"), joins[0].answered_nickname);
+}
+
+TEST_F(LocalPresenceTest, ARefusedJoinIsRefusedForEveryWaitingStreamAndNeverLeft) {
+  vs::FaultRule refuse = Slow("joinRoom", absl::Milliseconds(200));
+  refuse.reject = true;
+  sim_.AddFault(refuse);
+  Stream s1 = NewStream("s1"), s2 = NewStream("s2");
+  Attachment a1 = directory_.Attach(Customer(7, 42), s1.core);
+  Attachment a2 = directory_.Attach(Customer(7, 42), s2.core);
+  std::optional<JoinAnswer> one = s1.fake->Answer(), two = s2.fake->Answer();
+  ASSERT_TRUE(one.has_value() && two.has_value());
+  EXPECT_EQ(one->result.outcome, vs::VsOutcome::kRejected);
+  EXPECT_EQ(two->result.outcome, vs::VsOutcome::kRejected);
+  a1.presence->Detach(*s1.core);
+  a2.presence->Detach(*s2.core);
+  vs_->Drain(absl::Now() + kWait);
+  EXPECT_EQ(sim_.Count("leaveRoom"), 0);
+  EXPECT_EQ(directory_.shared_presences(), 0);
+  // The customer can join again: a fresh presence.
+  Stream s3 = NewStream("s3");
+  Attachment a3 = directory_.Attach(Customer(7, 42), s3.core);
+  ASSERT_TRUE(AnswerOf(a3, s3).has_value());
+  EXPECT_TRUE(AnswerOf(a3, s3)->result.accepted());
+}
+
+TEST_F(LocalPresenceTest, AJoinWithAnUnknownOutcomeGetsABestEffortLeave) {
+  vs::FaultRule drop = Fault("joinRoom", -1);
+  drop.drop_connection = true;
+  sim_.AddFault(drop);
+  Stream s = NewStream("s1");
+  Attachment a = directory_.Attach(Guest(7, "bob"), s.core);
+  std::optional<JoinAnswer> answer = AnswerOf(a, s);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_FALSE(answer->result.accepted());
+  ASSERT_TRUE(sim_.WaitForCount("leaveRoom", 1, kWait));
+  EXPECT_EQ(sim_.Requests("leaveRoom")[0].Field("nickname"), "bob");
+}
+
+TEST_F(LocalPresenceTest, PingsArePerPresenceAndFailuresReachEveryStream) {
+  Stream s1 = NewStream("s1"), s2 = NewStream("s2");
+  Attachment a1 = directory_.Attach(Customer(7, 42), s1.core);
+  ASSERT_TRUE(AnswerOf(a1, s1).has_value());
+  Attachment a2 = directory_.Attach(Customer(7, 42), s2.core);
+  vs::FaultRule refuse = Fault("pingRoom");
+  refuse.reject = true;
+  sim_.AddFault(refuse);
+  clock_.Advance(absl::Seconds(10));
+  scheduler_.SendDue();
+  ASSERT_TRUE(sim_.WaitForCount("pingRoom", 1, kWait));
+  vs_->Drain(absl::Now() + kWait);
+  EXPECT_EQ(sim_.Count("pingRoom"), 1);
+  EXPECT_EQ(s1.fake->ping_failures(), 1);
+  EXPECT_EQ(s2.fake->ping_failures(), 1);
+}
+
+TEST_F(LocalPresenceTest, ACustomerArrivingWhileTheLastLeaveIsAtVsIsToldToRetry) {
+  Stream s1 = NewStream("s1");
+  Attachment a1 = directory_.Attach(Customer(7, 42), s1.core);
+  ASSERT_TRUE(AnswerOf(a1, s1).has_value());
+  sim_.AddFault(Slow("leaveRoom", absl::Milliseconds(300)));
+  a1.presence->Detach(*s1.core);
+  Stream s2 = NewStream("s2");
+  Attachment a2 = directory_.Attach(Customer(7, 42), s2.core);
+  ASSERT_TRUE(a2.answer.has_value());
+  EXPECT_EQ(a2.presence, nullptr);
+  EXPECT_EQ(a2.answer->result.status.code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace presence::presences

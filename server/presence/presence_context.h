@@ -1,0 +1,33 @@
+#ifndef PRESENCE_SERVER_PRESENCE_PRESENCE_CONTEXT_H_
+#define PRESENCE_SERVER_PRESENCE_PRESENCE_CONTEXT_H_
+
+// What every presence uses: the VS client, the ping scheduler, the journal,
+// the one leave sender, the counters. Set once at start-up, read-only after.
+
+#include "server/journal/session_journal.h"
+#include "server/metrics/gateway_counters.h"
+#include "server/session/ping_scheduler.h"
+#include "server/vs/vs_client.h"
+
+namespace presence::presences {
+
+class LeaveSender;
+
+struct PresenceContext {
+  vs::VsClient* vs = nullptr;
+  session::PingScheduler* scheduler = nullptr;
+  // Crash-safe record of held presences (--state_dir); null: none.
+  journal::SessionJournal* journal = nullptr;
+  LeaveSender* leaves = nullptr;
+  metrics::GatewayCounters* counters = nullptr;
+};
+
+inline void CountOutcome(const vs::VsResult& result, std::atomic<int64_t>& accepted,
+                         std::atomic<int64_t>& rejected, std::atomic<int64_t>& failed) {
+  metrics::CountOutcome(result.accepted(), result.outcome == vs::VsOutcome::kRejected, accepted,
+                        rejected, failed);
+}
+
+}  // namespace presence::presences
+
+#endif  // PRESENCE_SERVER_PRESENCE_PRESENCE_CONTEXT_H_
