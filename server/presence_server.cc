@@ -119,9 +119,13 @@ absl::Status PresenceServer::StartGrpc(const PresenceServerOptions& options) {
   // sending keepalive pings after two, and a client that vanishes later is
   // never noticed.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // An exclusive bind: a second server on the same port must fail to start,
+  // not share the port with this one at the kernel's whim.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("could not listen on ", options.listen));
+    return absl::UnavailableError(absl::StrCat("could not listen on ", options.listen,
+                                               " (--listen): the address is taken or invalid"));
   }
   server_->GetHealthCheckService()->SetServingStatus(true);
   return absl::OkStatus();

@@ -4,7 +4,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "httplib.h"
 #include "server/log/log.h"
 #include "server/service/auth.h"
@@ -20,16 +19,33 @@ std::string Answer(bool success, const std::string& message, int removed) {
                       "\", removed: ", removed, " }");
 }
 
-// The `key` query parameter, decoded; empty when absent or malformed.
-std::string QueryKey(const std::string& target) {
-  size_t q = target.find('?');
-  if (q == std::string::npos) return "";
-  absl::StatusOr<vs::FormFields> query = vs::FormDecode(absl::string_view(target).substr(q + 1));
-  if (!query.ok()) return "";
-  for (const auto& [name, value] : *query) {
-    if (name == "key") return value;
+struct BootRequest {
+  int64_t customer_id = 0;
+  int64_t performer_id = 0;  // 0: every room.
+};
+
+// The customerBoot form; an error message for anything else.
+absl::StatusOr<BootRequest> ParseBoot(const std::string& body) {
+  absl::StatusOr<vs::FormFields> fields = vs::FormDecode(body);
+  if (!fields.ok()) return absl::InvalidArgumentError("the body is not a form");
+  std::string function, performer, customer;
+  for (const auto& [name, value] : *fields) {
+    if (name == "function") function = value;
+    if (name == "performerId") performer = value;
+    if (name == "customerId") customer = value;
   }
-  return "";
+  BootRequest boot;
+  if (function != "customerBoot") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown function '", function, "'"));
+  }
+  if (!absl::SimpleAtoi(customer, &boot.customer_id) || boot.customer_id <= 0) {
+    return absl::InvalidArgumentError("customerId must be an integer > 0");
+  }
+  if (!performer.empty() &&
+      (!absl::SimpleAtoi(performer, &boot.performer_id) || boot.performer_id <= 0)) {
+    return absl::InvalidArgumentError("performerId must be an integer > 0 when given");
+  }
+  return boot;
 }
 
 }  // namespace
@@ -52,79 +68,37 @@ int BootServer::Boot(service::ServiceContext* context, int64_t customer_id, int6
 
 absl::Status BootServer::Start(const std::string& listen) {
   if (secret_.empty()) return absl::InvalidArgumentError("the boot endpoint needs a secret");
-  size_t colon = listen.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--boot_listen must be host:port, got '", listen, "'"));
-  }
-  auto server = std::make_unique<httplib::Server>();
-  server->new_task_queue = [] { return new httplib::ThreadPool(2); };
-  server->set_keep_alive_timeout(1);
-  server->set_payload_max_length(4096);
-  auto handler = [this](const httplib::Request& req, httplib::Response& res) {
-    if (!service::ConstantTimeEquals(QueryKey(req.target), secret_)) {
-      res.status = 403;
-      res.set_content(Answer(false, "invalid key", 0), kContentType);
-      log::Warning("boot_refused", {{"reason", "invalid key"}, {"from", req.remote_addr}});
-      return;
-    }
-    absl::StatusOr<vs::FormFields> fields = vs::FormDecode(req.body);
-    std::string function, performer, customer;
-    if (fields.ok()) {
-      for (const auto& [name, value] : *fields) {
-        if (name == "function") function = value;
-        if (name == "performerId") performer = value;
-        if (name == "customerId") customer = value;
-      }
-    }
-    int64_t customer_id = 0, performer_id = 0;
-    std::string error;
-    if (!fields.ok()) {
-      error = "the body is not a form";
-    } else if (function != "customerBoot") {
-      error = absl::StrCat("unknown function '", function, "'");
-    } else if (!absl::SimpleAtoi(customer, &customer_id) || customer_id <= 0) {
-      error = "customerId must be an integer > 0";
-    } else if (!performer.empty() &&
-               (!absl::SimpleAtoi(performer, &performer_id) || performer_id <= 0)) {
-      error = "performerId must be an integer > 0 when given";
-    }
-    if (!error.empty()) {
-      res.status = 400;
-      res.set_content(Answer(false, error, 0), kContentType);
-      return;
-    }
-    int removed = Boot(context_, customer_id, performer_id);
-    log::Info("customer_booted", {{"customer", absl::StrCat(customer_id)},
-                                  {"performer", performer.empty() ? "any" : performer},
-                                  {"sessions", absl::StrCat(removed)}});
-    res.set_content(Answer(true, "", removed), kContentType);
-  };
-  server->Post("/boot", handler);
-  server->Post("/", handler);
-  if (port == 0) {
-    port_ = server->bind_to_any_port(listen.substr(0, colon));
-  } else if (server->bind_to_port(listen.substr(0, colon), port)) {
-    port_ = port;
-  } else {
-    port_ = -1;
-  }
-  if (port_ <= 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
-  httplib::Server* raw = server.get();
-  server_ = std::move(server);
-  thread_ = std::thread([raw] { raw->listen_after_bind(); });
-  // httplib's stop() is lost if it comes before the accept loop runs, and
-  // the thread would never end: Start returns only once it runs.
-  while (!raw->is_running()) absl::SleepFor(absl::Milliseconds(1));
-  return absl::OkStatus();
+  base::HttpListenerOptions options;
+  options.flag = "--boot_listen";
+  options.max_body_bytes = 4096;
+  return listener_.Start(listen, options, [this](httplib::Server& server) {
+    auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+      auto [status, body] = HandleBoot(req.target, req.body, req.remote_addr);
+      res.status = status;
+      res.set_content(body, kContentType);
+    };
+    server.Post("/boot", handler);
+    server.Post("/", handler);
+  });
 }
 
-void BootServer::Stop() {
-  if (!server_) return;
-  server_->stop();
-  if (thread_.joinable()) thread_.join();
-  server_.reset();
+std::pair<int, std::string> BootServer::HandleBoot(const std::string& target,
+                                                   const std::string& body,
+                                                   const std::string& from) {
+  if (!service::ConstantTimeEquals(vs::QueryValue(target, "key"), secret_)) {
+    log::Warning("boot_refused", {{"reason", "invalid key"}, {"from", from}});
+    return {403, Answer(false, "invalid key", 0)};
+  }
+  absl::StatusOr<BootRequest> boot = ParseBoot(body);
+  if (!boot.ok()) return {400, Answer(false, std::string(boot.status().message()), 0)};
+  int removed = Boot(context_, boot->customer_id, boot->performer_id);
+  log::Info("customer_booted",
+            {{"customer", absl::StrCat(boot->customer_id)},
+             {"performer", boot->performer_id == 0 ? "any" : absl::StrCat(boot->performer_id)},
+             {"sessions", absl::StrCat(removed)}});
+  return {200, Answer(true, "", removed)};
 }
+
+void BootServer::Stop() { listener_.Stop(); }
 
 }  // namespace presence::admin

@@ -16,14 +16,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <thread>
+#include <utility>
 
 #include "absl/status/status.h"
+#include "server/base/http_listener.h"
 #include "server/service/service_context.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace presence::admin {
 
@@ -34,17 +31,19 @@ class BootServer {
 
   absl::Status Start(const std::string& listen);
   void Stop();
-  int port() const { return port_; }
+  int port() const { return listener_.port(); }
 
   // Ends the matching sessions; returns how many. performer_id 0: any room.
   static int Boot(service::ServiceContext* context, int64_t customer_id, int64_t performer_id);
 
  private:
+  // HTTP status and body for one POST.
+  std::pair<int, std::string> HandleBoot(const std::string& target, const std::string& body,
+                                         const std::string& from);
+
   service::ServiceContext* const context_;
   const std::string secret_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  int port_ = 0;
+  base::HttpListener listener_;
 };
 
 }  // namespace presence::admin

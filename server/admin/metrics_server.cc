@@ -1,9 +1,7 @@
 #include "server/admin/metrics_server.h"
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
 #include "httplib.h"
 
 namespace presence::admin {
@@ -40,8 +38,9 @@ int64_t Load(const std::atomic<int64_t>& v) { return v.load(std::memory_order_re
 
 }  // namespace
 
-std::string RenderMetrics(const MetricsSources& s) {
-  std::string out;
+namespace {
+
+void RenderSessions(const MetricsSources& s, std::string& out) {
   const metrics::GatewayCounters& c = s.service->counters;
 
   Header(&out, "presence_sessions_open", "gauge", "Session streams open (joined or not).");
@@ -63,7 +62,9 @@ std::string RenderMetrics(const MetricsSources& s) {
   Sample(&out, "presence_rate_limited_total", "", Load(c.rate_limited));
   Header(&out, "presence_invalid_requests_total", "counter", "Client messages refused as invalid.");
   Sample(&out, "presence_invalid_requests_total", "", Load(c.invalid_requests));
+}
 
+void RenderOutcomes(const metrics::GatewayCounters& c, std::string& out) {
   struct Outcomes {
     const char* name;
     const char* help;
@@ -89,22 +90,26 @@ std::string RenderMetrics(const MetricsSources& s) {
   Sample(&out, "presence_leaves_total", "outcome=\"sent\"", Load(c.leaves_sent));
   Sample(&out, "presence_leaves_total", "outcome=\"accepted\"", Load(c.leaves_accepted));
   Sample(&out, "presence_leaves_total", "outcome=\"failed\"", Load(c.leaves_failed));
+}
 
-  session::PingSchedulerStats ps = s.scheduler->stats();
+void RenderScheduler(const session::PingScheduler& scheduler, std::string& out) {
+  session::PingSchedulerStats ps = scheduler.stats();
   Header(&out, "presence_pings_skipped_total", "counter", "Pings not sent, by reason.");
   Sample(&out, "presence_pings_skipped_total", "reason=\"activity\"", ps.skipped_for_activity);
   Sample(&out, "presence_pings_skipped_total", "reason=\"in_flight\"", ps.skipped_in_flight);
   Header(&out, "presence_ping_lateness_seconds", "histogram",
          "Ping sent time minus scheduled time.");
-  Histogram(&out, "presence_ping_lateness_seconds", "", s.scheduler->lateness());
+  Histogram(&out, "presence_ping_lateness_seconds", "", scheduler.lateness());
   Header(&out, "presence_ping_lateness_quantile_seconds", "gauge",
          "Ping lateness quantiles since start (bucket upper bounds, within 12.5%).");
   for (double q : {0.5, 0.99, 0.999}) {
     Sample(&out, "presence_ping_lateness_quantile_seconds", absl::StrFormat("quantile=\"%g\"", q),
-           absl::ToDoubleSeconds(s.scheduler->lateness().Percentile(q)));
+           absl::ToDoubleSeconds(scheduler.lateness().Percentile(q)));
   }
+}
 
-  vs::VsClientStats vs = s.vs->stats();
+void RenderVsClient(const vs::VsClient& client, std::string& out) {
+  vs::VsClientStats vs = client.stats();
   Header(&out, "presence_vs_requests_total", "counter",
          "HTTP requests sent to VS, retries included.");
   Sample(&out, "presence_vs_requests_total", "", vs.requests_sent);
@@ -122,8 +127,18 @@ std::string RenderMetrics(const MetricsSources& s) {
   for (vs::VsFunction f : {vs::VsFunction::kJoinRoom, vs::VsFunction::kLeaveRoom,
                            vs::VsFunction::kPingRoom, vs::VsFunction::kUpdateCredits}) {
     Histogram(&out, "presence_vs_request_duration_seconds",
-              absl::StrCat("function=\"", vs::VsFunctionName(f), "\""), s.vs->latency(f));
+              absl::StrCat("function=\"", vs::VsFunctionName(f), "\""), client.latency(f));
   }
+}
+
+}  // namespace
+
+std::string RenderMetrics(const MetricsSources& s) {
+  std::string out;
+  RenderSessions(s, out);
+  RenderOutcomes(s.service->counters, out);
+  RenderScheduler(*s.scheduler, out);
+  RenderVsClient(*s.vs, out);
   return out;
 }
 
@@ -132,41 +147,16 @@ MetricsServer::MetricsServer(MetricsSources sources) : sources_(sources) {}
 MetricsServer::~MetricsServer() { Stop(); }
 
 absl::Status MetricsServer::Start(const std::string& listen) {
-  size_t colon = listen.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--metrics_listen must be host:port, got '", listen, "'"));
-  }
-  std::string host = listen.substr(0, colon);
-  auto server = std::make_unique<httplib::Server>();
-  server->new_task_queue = [] { return new httplib::ThreadPool(2); };
-  server->set_keep_alive_timeout(1);
-  server->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(RenderMetrics(sources_), "text/plain; version=0.0.4; charset=utf-8");
+  base::HttpListenerOptions options;
+  options.flag = "--metrics_listen";
+  options.max_body_bytes = 1024;
+  return listener_.Start(listen, options, [this](httplib::Server& server) {
+    server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(RenderMetrics(sources_), "text/plain; version=0.0.4; charset=utf-8");
+    });
   });
-  if (port == 0) {
-    port_ = server->bind_to_any_port(host);
-  } else if (server->bind_to_port(host, port)) {
-    port_ = port;
-  } else {
-    port_ = -1;
-  }
-  if (port_ <= 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
-  httplib::Server* raw = server.get();
-  server_ = std::move(server);
-  thread_ = std::thread([raw] { raw->listen_after_bind(); });
-  // httplib's stop() is lost if it comes before the accept loop runs, and
-  // the thread would never end: Start returns only once it runs.
-  while (!raw->is_running()) absl::SleepFor(absl::Milliseconds(1));
-  return absl::OkStatus();
 }
 
-void MetricsServer::Stop() {
-  if (!server_) return;
-  server_->stop();
-  if (thread_.joinable()) thread_.join();
-  server_.reset();
-}
+void MetricsServer::Stop() { listener_.Stop(); }
 
 }  // namespace presence::admin

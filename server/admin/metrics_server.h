@@ -9,17 +9,13 @@
 
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/status.h"
+#include "server/base/http_listener.h"
 #include "server/service/service_context.h"
 #include "server/session/ping_scheduler.h"
 #include "server/session/session_registry.h"
 #include "server/vs/vs_client.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace presence::admin {
 
@@ -41,13 +37,11 @@ class MetricsServer {
   // Listens on "host:port" (port 0: any free port).
   absl::Status Start(const std::string& listen);
   void Stop();
-  int port() const { return port_; }
+  int port() const { return listener_.port(); }
 
  private:
   const MetricsSources sources_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  int port_ = 0;
+  base::HttpListener listener_;
 };
 
 }  // namespace presence::admin

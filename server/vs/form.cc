@@ -87,4 +87,15 @@ absl::StatusOr<FormFields> FormDecode(absl::string_view body) {
   return fields;
 }
 
+std::string QueryValue(absl::string_view target, absl::string_view name) {
+  size_t q = target.find('?');
+  if (q == absl::string_view::npos) return "";
+  absl::StatusOr<FormFields> query = FormDecode(target.substr(q + 1));
+  if (!query.ok()) return "";
+  for (const auto& [field, value] : *query) {
+    if (field == name) return value;
+  }
+  return "";
+}
+
 }  // namespace presence::vs

@@ -32,6 +32,10 @@ absl::StatusOr<FormFields> FormDecode(absl::string_view body);
 // Decodes one escaped component ("+" is a space).
 absl::StatusOr<std::string> FormUnescape(absl::string_view value);
 
+// The decoded value of query parameter `name` in a request target
+// ("/path?a=1&key=x"); empty when absent or malformed.
+std::string QueryValue(absl::string_view target, absl::string_view name);
+
 }  // namespace presence::vs
 
 #endif  // PRESENCE_SERVER_VS_FORM_H_

@@ -8,8 +8,11 @@
 // socket-action mode on an epoll set (curl_multi_socket_action), so thousands
 // of transfers cost one thread and no per-transfer polling: curl tells us
 // which sockets to watch, epoll tells curl which are ready. Callers on any
-// thread hand a request over through a short mutex-guarded queue and an
-// eventfd wake-up. Retries wait in a timer heap on the same thread.
+// thread hand a request over through the intake (a short mutex-guarded queue
+// with the in-flight bound) and an eventfd wake-up. Retries wait in a timer
+// heap on the same thread. The pieces: curl_handles.h (RAII, setopt as
+// Status), classify.h (pure outcome classification), retry_policy.h (pure),
+// redactor.h.
 //
 // Thread-safe. Completion callbacks run on the event thread: they must be
 // quick and must not block (hand work off instead).
@@ -45,7 +48,7 @@ struct VsClientOptions {
   // Whole-request timeout of one attempt.
   absl::Duration request_timeout = absl::Seconds(5);
   // Upper bound on open connections to VS (the keep-alive pool); requests
-  // beyond it wait inside libcurl for a free connection.
+  // beyond it wait in VsClient's own FIFO for a free connection.
   int max_connections = 64;
   // Upper bound on requests accepted and not yet completed (sending, queued
   // or waiting for a retry). joinRoom, pingRoom and updateCredits past it are
@@ -136,12 +139,16 @@ class VsClient {
 
  private:
   class EventLoop;
+  class Intake;
+  struct Counters;
   struct Request;
 
   explicit VsClient(VsClientOptions options);
   absl::Status Submit(VsFunction function, std::string body, VsCallback done);
 
   const VsClientOptions options_;
+  const std::unique_ptr<Counters> counters_;
+  const std::unique_ptr<Intake> intake_;
   std::unique_ptr<EventLoop> loop_;
 };
 

@@ -1,7 +1,5 @@
 #include "server/vs_simulator/vs_simulator.h"
 
-#include <sys/socket.h>
-
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -38,17 +36,72 @@ const std::vector<FieldSpec>* SpecFor(const std::string& function) {
 
 std::string JsonString(const std::string& s) { return nlohmann::json(s).dump(); }
 
-// The key is a query parameter of the URL; parsed here rather than through
-// httplib's merged params, so a body field named "key" cannot stand in for it.
-std::string QueryKey(const std::string& target) {
-  size_t q = target.find('?');
-  if (q == std::string::npos) return "";
-  absl::StatusOr<FormFields> query = FormDecode(absl::string_view(target).substr(q + 1));
-  if (!query.ok()) return "";
-  for (const auto& [name, value] : *query) {
-    if (name == "key") return value;
+std::string RequestsAsJsonLines(const std::vector<RecordedRequest>& requests) {
+  std::string out;
+  for (const RecordedRequest& r : requests) {
+    nlohmann::json fields = nlohmann::json::array();
+    for (const auto& [n, v] : r.fields) fields.push_back({n, v});
+    nlohmann::json line = {{"function", r.function},
+                           {"fields", fields},
+                           {"body", r.body},
+                           {"connection", r.connection},
+                           {"status", r.status},
+                           {"success", r.success},
+                           {"answered_nickname", r.answered_nickname},
+                           {"at_unix_ms", absl::ToUnixMillis(r.at)}};
+    out += line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out += "\n";
+  }
+  return out;
+}
+
+// A FaultRule from the control API's JSON; nullopt when it is not an object.
+std::optional<FaultRule> ParseFaultRule(const std::string& json) {
+  nlohmann::json spec = nlohmann::json::parse(json, nullptr, false);
+  if (spec.is_discarded() || !spec.is_object()) return std::nullopt;
+  FaultRule rule;
+  rule.function = spec.value("function", "");
+  rule.performer_id = spec.value("performer_id", int64_t{0});
+  rule.latency = absl::Milliseconds(spec.value("latency_ms", int64_t{0}));
+  rule.http_status = spec.value("http_status", 0);
+  rule.reject = spec.value("reject", false);
+  rule.message = spec.value("message", rule.message);
+  rule.drop_connection = spec.value("drop_connection", false);
+  rule.garbage = spec.value("garbage", false);
+  rule.times = spec.value("times", -1);
+  return rule;
+}
+
+// Why a well-formed request is refused, as VS would say it; empty: valid.
+std::string Refusal(const RecordedRequest& record, const std::string& expected_key) {
+  if (record.key != expected_key) return "invalid key";
+  const std::vector<FieldSpec>* spec = SpecFor(record.function);
+  if (spec == nullptr) return absl::StrCat("unknown function '", record.function, "'");
+  for (const FieldSpec& f : *spec) {
+    std::optional<std::string> value = record.Field(f.name);
+    int64_t n;
+    if (!value.has_value()) {
+      if (f.required) return absl::StrCat("missing field ", f.name);
+    } else if (f.integer && !absl::SimpleAtoi(*value, &n)) {
+      return absl::StrCat("field ", f.name, " is not an integer");
+    } else if (!f.integer && value->empty()) {
+      return absl::StrCat("field ", f.name, " is empty");
+    }
   }
   return "";
+}
+
+std::string AnswerBody(bool relaxed, bool success, const std::string& message,
+                       const std::string& nickname) {
+  std::string nick = nickname.empty() ? "" : JsonString(nickname);
+  if (relaxed) {
+    return absl::StrCat("{ success: ", success ? "true" : "false",
+                        ", message: ", JsonString(message),
+                        nick.empty() ? "" : ", nickname: ", nick, " }");
+  }
+  return absl::StrCat("{\"success\":", success ? "true" : "false",
+                      ",\"message\":", JsonString(message),
+                      nick.empty() ? "" : ",\"nickname\":", nick, "}");
 }
 
 }  // namespace
@@ -78,33 +131,41 @@ std::string VsSimulator::url() const {
 }
 
 absl::Status VsSimulator::Start() {
-  if (server_) return absl::FailedPreconditionError("the VS simulator is already running");
-  std::unique_ptr<httplib::Server> server;
-  if (!options_.tls_cert_file.empty() || !options_.tls_key_file.empty()) {
-    server = std::make_unique<httplib::SSLServer>(options_.tls_cert_file.c_str(),
-                                                  options_.tls_key_file.c_str());
-  } else {
-    server = std::make_unique<httplib::Server>();
-  }
-  if (!server->is_valid()) {
-    return absl::InvalidArgumentError("the VS simulator could not load its TLS certificate or key");
-  }
-  const int threads = options_.threads;
-  server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server->set_keep_alive_max_count(1000000);
+  if (running_) return absl::FailedPreconditionError("the VS simulator is already running");
+  base::HttpListenerOptions options;
+  options.flag = "the VS simulator";
+  options.threads = options_.threads;
+  options.max_queued = 1 << 20;
+  // The gateway opens up to 64 keep-alive connections at once: a short
+  // backlog would drop SYNs and retry them a second later.
+  options.backlog = 4096;
+  options.read_timeout = absl::Seconds(30);
   // httplib's Stop waits for idle keep-alive connections to time out, so the
   // timeout bounds how long taking VS down takes.
-  server->set_keep_alive_timeout(options_.keep_alive_timeout_seconds);
-  // Headers and body go out in separate writes; without this, Nagle and the
-  // client's delayed ACK add 40 ms to every answer.
-  server->set_tcp_nodelay(true);
-  server->set_read_timeout(30, 0);
-  server->set_payload_max_length(64 * 1024);
+  options.keep_alive_seconds = options_.keep_alive_timeout_seconds;
+  options.keep_alive_max_requests = 1000000;
+  options.tls_cert_file = options_.tls_cert_file;
+  options.tls_key_file = options_.tls_key_file;
+  // Start after Stop rebinds the port it had.
+  int want = port_ != 0 ? port_ : options_.port;
+  absl::Status started =
+      listener_.Start(absl::StrCat(options_.host, ":", want), options, [this](httplib::Server& s) {
+        AddCustomerRoute(s);
+        AddControlRoutes(s);
+      });
+  if (!started.ok()) return started;
+  port_ = listener_.port();
+  running_ = true;
+  return absl::OkStatus();
+}
 
-  server->Post("/customer", [this](const httplib::Request& req, httplib::Response& res) {
+void VsSimulator::AddCustomerRoute(httplib::Server& server) {
+  server.Post("/customer", [this](const httplib::Request& req, httplib::Response& res) {
     std::string connection = absl::StrCat(req.remote_addr, ":", req.remote_port);
-    Answer answer =
-        Handle(QueryKey(req.target), req.body, req.get_header_value("Content-Type"), connection);
+    // The key is a query parameter of the URL, not httplib's merged params:
+    // a body field named "key" cannot stand in for it.
+    Answer answer = Handle(QueryValue(req.target, "key"), req.body,
+                           req.get_header_value("Content-Type"), connection);
     if (answer.latency > absl::ZeroDuration()) absl::SleepFor(answer.latency);
     res.status = answer.status;
     if (answer.drop_connection) {
@@ -114,25 +175,13 @@ absl::Status VsSimulator::Start() {
     }
     res.set_content(answer.body, kContentType);
   });
-  server->Get("/_sim/requests", [this](const httplib::Request&, httplib::Response& res) {
-    std::string out;
-    for (const RecordedRequest& r : Requests()) {
-      nlohmann::json fields = nlohmann::json::array();
-      for (const auto& [n, v] : r.fields) fields.push_back({n, v});
-      nlohmann::json line = {{"function", r.function},
-                             {"fields", fields},
-                             {"body", r.body},
-                             {"connection", r.connection},
-                             {"status", r.status},
-                             {"success", r.success},
-                             {"answered_nickname", r.answered_nickname},
-                             {"at_unix_ms", absl::ToUnixMillis(r.at)}};
-      out += line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      out += "\n";
-    }
-    res.set_content(out, "application/x-ndjson");
+}
+
+void VsSimulator::AddControlRoutes(httplib::Server& server) {
+  server.Get("/_sim/requests", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(RequestsAsJsonLines(Requests()), "application/x-ndjson");
   });
-  server->Get("/_sim/counts", [this](const httplib::Request&, httplib::Response& res) {
+  server.Get("/_sim/counts", [this](const httplib::Request&, httplib::Response& res) {
     nlohmann::json counts = nlohmann::json::object();
     for (const char* fn : {"joinRoom", "leaveRoom", "pingRoom", "updateCredits"}) {
       counts[fn] = Count(fn);
@@ -140,63 +189,25 @@ absl::Status VsSimulator::Start() {
     counts["connections"] = Connections();
     res.set_content(counts.dump(), "application/json");
   });
-  server->Post("/_sim/faults", [this](const httplib::Request& req, httplib::Response& res) {
-    nlohmann::json spec = nlohmann::json::parse(req.body, nullptr, false);
-    if (spec.is_discarded() || !spec.is_object()) {
+  server.Post("/_sim/faults", [this](const httplib::Request& req, httplib::Response& res) {
+    std::optional<FaultRule> rule = ParseFaultRule(req.body);
+    if (!rule.has_value()) {
       res.status = 400;
       res.set_content("expected a JSON object", "text/plain");
       return;
     }
-    FaultRule rule;
-    rule.function = spec.value("function", "");
-    rule.performer_id = spec.value("performer_id", int64_t{0});
-    rule.latency = absl::Milliseconds(spec.value("latency_ms", int64_t{0}));
-    rule.http_status = spec.value("http_status", 0);
-    rule.reject = spec.value("reject", false);
-    rule.message = spec.value("message", rule.message);
-    rule.drop_connection = spec.value("drop_connection", false);
-    rule.garbage = spec.value("garbage", false);
-    rule.times = spec.value("times", -1);
-    AddFault(std::move(rule));
+    AddFault(*std::move(rule));
     res.set_content("ok", "text/plain");
   });
-  server->Post("/_sim/reset", [this](const httplib::Request&, httplib::Response& res) {
+  server.Post("/_sim/reset", [this](const httplib::Request&, httplib::Response& res) {
     Reset();
     res.set_content("ok", "text/plain");
   });
-
-  // httplib listens with a backlog of 5: a burst of new keep-alive
-  // connections (the gateway opens up to 64 at once) would have SYNs dropped
-  // and retried a second later. Keep the listening socket to raise it.
-  int listen_fd = -1;
-  server->set_socket_options([&listen_fd](socket_t sock) {
-    httplib::default_socket_options(sock);
-    listen_fd = sock;
-  });
-  int want = port_ != 0 ? port_ : options_.port;
-  if (want == 0) {
-    port_ = server->bind_to_any_port(options_.host);
-    if (port_ <= 0) return absl::UnavailableError("the VS simulator could not bind a port");
-  } else if (server->bind_to_port(options_.host, want)) {
-    port_ = want;
-  } else {
-    return absl::UnavailableError(absl::StrCat("the VS simulator could not bind port ", want));
-  }
-  if (listen_fd >= 0) ::listen(listen_fd, 4096);
-  httplib::Server* raw = server.get();
-  server_ = std::move(server);
-  thread_ = std::thread([raw] { raw->listen_after_bind(); });
-  // The socket is bound and listening already; is_running() turns true once
-  // the accept loop runs.
-  while (!raw->is_running()) absl::SleepFor(absl::Milliseconds(1));
-  return absl::OkStatus();
 }
 
 void VsSimulator::Stop() {
-  if (!server_) return;
-  server_->stop();
-  if (thread_.joinable()) thread_.join();
-  server_.reset();
+  listener_.Stop();
+  running_ = false;
 }
 
 void VsSimulator::AddFault(FaultRule rule) {
@@ -272,15 +283,9 @@ VsSimulator::Answer VsSimulator::Handle(const std::string& key, const std::strin
   record.content_type = content_type;
   record.connection = connection;
   record.at = absl::Now();
-
-  Answer answer;
-  std::string message;
-  std::string nickname;
   absl::StatusOr<FormFields> fields = FormDecode(body);
   int64_t performer_id = 0;
-  if (!fields.ok()) {
-    message = std::string(fields.status().message());
-  } else {
+  if (fields.ok()) {
     record.fields = *fields;
     record.function = record.Field("function").value_or("");
     if (auto p = record.Field("performerId")) (void)absl::SimpleAtoi(*p, &performer_id);
@@ -288,61 +293,19 @@ VsSimulator::Answer VsSimulator::Handle(const std::string& key, const std::strin
 
   absl::MutexLock lock(&mu_);
   connections_[connection] = true;
-  if (fields.ok()) {
-    const std::vector<FieldSpec>* spec = SpecFor(record.function);
-    if (key != options_.key) {
-      message = "invalid key";
-    } else if (spec == nullptr) {
-      message = absl::StrCat("unknown function '", record.function, "'");
-    } else {
-      for (const FieldSpec& f : *spec) {
-        std::optional<std::string> value = record.Field(f.name);
-        int64_t n;
-        if (!value.has_value()) {
-          if (f.required) message = absl::StrCat("missing field ", f.name);
-        } else if (f.integer && !absl::SimpleAtoi(*value, &n)) {
-          message = absl::StrCat("field ", f.name, " is not an integer");
-        } else if (!f.integer && value->empty()) {
-          message = absl::StrCat("field ", f.name, " is empty");
-        }
-        if (!message.empty()) break;
-      }
-    }
-  }
+  std::string message =
+      fields.ok() ? Refusal(record, options_.key) : std::string(fields.status().message());
+  Answer answer;
   answer.success = message.empty();
+  std::string nickname;
   if (answer.success && record.function == "joinRoom") {
     nickname = absl::StrCat(*record.Field("nickname"), "_", 1000 + joins_++ % 9000);
   }
-
   if (std::optional<FaultRule> fault = TakeFault(record.function, performer_id)) {
-    answer.latency = fault->latency;
-    if (fault->http_status != 0) {
-      answer.status = fault->http_status;
-      answer.success = false;
-      answer.body = "simulated HTTP error";
-    } else if (fault->drop_connection) {
-      answer.success = false;
-      answer.drop_connection = true;
-    } else if (fault->garbage) {
-      answer.success = false;
-      answer.body = "<html><body>502 Bad Gateway</body></html>";
-    } else if (fault->reject) {
-      answer.success = false;
-      message = fault->message;
-      nickname.clear();
-    }
+    ApplyFault(*fault, &answer, &message, &nickname);
   }
   if (answer.body.empty() && !answer.drop_connection) {
-    std::string nick_part = nickname.empty() ? "" : JsonString(nickname);
-    if (options_.relaxed_json) {
-      answer.body = absl::StrCat("{ success: ", answer.success ? "true" : "false",
-                                 ", message: ", JsonString(message),
-                                 nick_part.empty() ? "" : ", nickname: ", nick_part, " }");
-    } else {
-      answer.body = absl::StrCat("{\"success\":", answer.success ? "true" : "false",
-                                 ",\"message\":", JsonString(message),
-                                 nick_part.empty() ? "" : ",\"nickname\":", nick_part, "}");
-    }
+    answer.body = AnswerBody(options_.relaxed_json, answer.success, message, nickname);
   }
   record.status = answer.status;
   record.success = answer.success;
@@ -350,6 +313,26 @@ VsSimulator::Answer VsSimulator::Handle(const std::string& key, const std::strin
   ++counts_[record.function];
   if (options_.record) requests_.push_back(std::move(record));
   return answer;
+}
+
+void VsSimulator::ApplyFault(const FaultRule& fault, Answer* answer, std::string* message,
+                             std::string* nickname) {
+  answer->latency = fault.latency;
+  if (fault.http_status != 0) {
+    answer->status = fault.http_status;
+    answer->success = false;
+    answer->body = "simulated HTTP error";
+  } else if (fault.drop_connection) {
+    answer->success = false;
+    answer->drop_connection = true;
+  } else if (fault.garbage) {
+    answer->success = false;
+    answer->body = "<html><body>502 Bad Gateway</body></html>";
+  } else if (fault.reject) {
+    answer->success = false;
+    *message = fault.message;
+    nickname->clear();
+  }
 }
 
 }  // namespace presence::vs

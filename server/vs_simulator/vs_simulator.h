@@ -19,7 +19,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -27,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/base/http_listener.h"
 #include "server/vs/form.h"
 
 namespace httplib {
@@ -116,12 +116,17 @@ class VsSimulator {
   struct Answer;
   Answer Handle(const std::string& key, const std::string& body, const std::string& content_type,
                 const std::string& connection);
-  std::optional<FaultRule> TakeFault(const std::string& function, int64_t performer_id);
+  static void ApplyFault(const FaultRule& fault, Answer* answer, std::string* message,
+                         std::string* nickname);
+  std::optional<FaultRule> TakeFault(const std::string& function, int64_t performer_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddCustomerRoute(httplib::Server& server);
+  void AddControlRoutes(httplib::Server& server);
 
   const VsSimulatorOptions options_;
   int port_ = 0;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  bool running_ = false;
+  base::HttpListener listener_;
 
   mutable absl::Mutex mu_;
   std::vector<RecordedRequest> requests_ ABSL_GUARDED_BY(mu_);

@@ -153,5 +153,30 @@ TEST_F(BootE2eTest, ForgedOrMalformedBootsEndNothing) {
   a.context->TryCancel();
 }
 
+// A second process on the same addresses must not share them: gRPC and
+// cpp-httplib bind with SO_REUSEPORT by default, and the kernel would spread
+// clients and VS's boot POSTs across both.
+TEST_F(BootE2eTest, ASecondServerOnTheSameAddressesRefusesToStartNamingIt) {
+  PresenceServerOptions options;
+  options.vs.base_url = sim_->url();
+  options.vs.key = "simulator-key";
+  options.boot_secret = kSecret;
+
+  options.listen = absl::StrCat("127.0.0.1:", server_->port());
+  absl::StatusOr<std::unique_ptr<PresenceServer>> second = PresenceServer::Start(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find(options.listen), absl::string_view::npos)
+      << second.status();
+
+  options.listen = "127.0.0.1:0";
+  options.boot_listen = absl::StrCat("127.0.0.1:", server_->boot_port());
+  second = PresenceServer::Start(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find(options.boot_listen), absl::string_view::npos)
+      << second.status();
+  EXPECT_NE(second.status().message().find("--boot_listen"), absl::string_view::npos)
+      << second.status();
+}
+
 }  // namespace
 }  // namespace presence
