@@ -77,8 +77,42 @@ absl::StatusOr<std::string> ReadSecretFile(const std::string& path, const char* 
 absl::StatusOr<std::string> ReadKey(const std::string& key_file) {
   if (!key_file.empty()) return ReadSecretFile(key_file, "--vs_key_file");
   const char* env = std::getenv("VS_KEY");
-  if (env != nullptr && *env != '\0') return std::string(env);
+  std::string key(absl::StripAsciiWhitespace(env == nullptr ? "" : env));
+  if (!key.empty()) return key;
   return absl::NotFoundError("no VS key: set VS_KEY or --vs_key_file");
+}
+
+// Nonsense is refused at start, naming the flag: a zero timeout would mean no
+// timeout at all, a negative rate would switch the limit off silently.
+absl::Status ValidateFlags() {
+  struct Positive {
+    const char* flag;
+    absl::Duration value;
+  };
+  for (const Positive& d : {
+           Positive{"--ping_interval", absl::GetFlag(FLAGS_ping_interval)},
+           Positive{"--vs_timeout", absl::GetFlag(FLAGS_vs_timeout)},
+           Positive{"--vs_connect_timeout", absl::GetFlag(FLAGS_vs_connect_timeout)},
+           Positive{"--leave_retry_window", absl::GetFlag(FLAGS_leave_retry_window)},
+           Positive{"--drain_timeout", absl::GetFlag(FLAGS_drain_timeout)},
+       }) {
+    if (d.value <= absl::ZeroDuration() || d.value == absl::InfiniteDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat(d.flag, " must be a positive duration, got ",
+                                                     absl::FormatDuration(d.value)));
+    }
+  }
+  if (absl::GetFlag(FLAGS_vs_max_connections) < 1) {
+    return absl::InvalidArgumentError("--vs_max_connections must be at least 1");
+  }
+  if (absl::GetFlag(FLAGS_max_sessions) < 1) {
+    return absl::InvalidArgumentError("--max_sessions must be at least 1");
+  }
+  double rate = absl::GetFlag(FLAGS_max_messages_per_second);
+  if (!(rate >= 0)) {  // Also NaN.
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_messages_per_second must be >= 0 (0: no limit), got ", rate));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -96,6 +130,10 @@ int main(int argc, char** argv) {
   }
   log_config.json = absl::GetFlag(FLAGS_log_json);
   presence::log::Configure(log_config);
+  if (absl::Status valid = ValidateFlags(); !valid.ok()) {
+    presence::log::Error("config_error", {{"error", std::string(valid.message())}});
+    return 2;
+  }
 
   // Signals are taken by a thread of their own (sigwait), never by handlers.
   sigset_t signals;

@@ -148,5 +148,33 @@ class ProcessE2eTest(unittest.TestCase):
             client.stdout.close()
 
 
+class FlagValidationTest(unittest.TestCase):
+    """Nonsense flags stop the binary at start (exit 2) with a message naming
+    the flag; nothing is listened on."""
+
+    def run_server(self, flags, env_key="k"):
+        env = dict(os.environ, VS_KEY=env_key)
+        return subprocess.run(
+            [harness.runfile("server/presence_server"), "--listen=127.0.0.1:0",
+             "--metrics_listen="] + flags,
+            env=env, capture_output=True, text=True, timeout=30)
+
+    def test_nonsense_flags_are_refused_naming_the_flag(self):
+        for flag in ["--vs_timeout=0", "--ping_interval=0s", "--vs_connect_timeout=-1s",
+                     "--leave_retry_window=0", "--drain_timeout=0",
+                     "--max_messages_per_second=-1", "--max_sessions=0",
+                     "--vs_max_connections=0"]:
+            with self.subTest(flag=flag):
+                done = self.run_server([flag])
+                self.assertEqual(done.returncode, 2, done.stderr)
+                self.assertIn(flag.split("=")[0], done.stderr)
+                self.assertNotIn("listening", done.stderr)
+
+    def test_a_vs_key_of_only_whitespace_is_no_key(self):
+        done = self.run_server(["--vs_url=http://127.0.0.1:1"], env_key="  \n")
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn("no VS key", done.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
