@@ -37,6 +37,13 @@ ABSL_FLAG(absl::Duration, vs_connect_timeout, absl::Seconds(2), "Timeout to conn
 ABSL_FLAG(int, vs_max_connections, 64, "Keep-alive connections to VS at most.");
 ABSL_FLAG(absl::Duration, leave_retry_window, absl::Seconds(60),
           "How long leaveRoom and updateCredits are retried while VS is down.");
+ABSL_FLAG(absl::Duration, credits_retry_window, absl::Seconds(10),
+          "How long a stream's credits update is retried before success:false. A unary "
+          "UpdateCredits is retried until shortly before its own deadline instead.");
+ABSL_FLAG(absl::Duration, join_timeout, absl::Seconds(10),
+          "A stream that sends no join within this ends DEADLINE_EXCEEDED.");
+ABSL_FLAG(int, max_streams_per_connection, 16384,
+          "Concurrent Session streams on one HTTP/2 connection, at most.");
 ABSL_FLAG(int64_t, max_sessions, 200000, "Open sessions at most; more get RESOURCE_EXHAUSTED.");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
           "On SIGTERM/SIGINT, how long to wait for the leaves to reach VS.");
@@ -94,6 +101,8 @@ absl::Status ValidateFlags() {
            Positive{"--vs_timeout", absl::GetFlag(FLAGS_vs_timeout)},
            Positive{"--vs_connect_timeout", absl::GetFlag(FLAGS_vs_connect_timeout)},
            Positive{"--leave_retry_window", absl::GetFlag(FLAGS_leave_retry_window)},
+           Positive{"--credits_retry_window", absl::GetFlag(FLAGS_credits_retry_window)},
+           Positive{"--join_timeout", absl::GetFlag(FLAGS_join_timeout)},
            Positive{"--drain_timeout", absl::GetFlag(FLAGS_drain_timeout)},
        }) {
     if (d.value <= absl::ZeroDuration() || d.value == absl::InfiniteDuration()) {
@@ -103,6 +112,9 @@ absl::Status ValidateFlags() {
   }
   if (absl::GetFlag(FLAGS_vs_max_connections) < 1) {
     return absl::InvalidArgumentError("--vs_max_connections must be at least 1");
+  }
+  if (absl::GetFlag(FLAGS_max_streams_per_connection) < 1) {
+    return absl::InvalidArgumentError("--max_streams_per_connection must be at least 1");
   }
   if (absl::GetFlag(FLAGS_max_sessions) < 1) {
     return absl::InvalidArgumentError("--max_sessions must be at least 1");
@@ -174,6 +186,9 @@ int main(int argc, char** argv) {
   options.vs.connect_timeout = absl::GetFlag(FLAGS_vs_connect_timeout);
   options.vs.max_connections = absl::GetFlag(FLAGS_vs_max_connections);
   options.vs.retry.max_total = absl::GetFlag(FLAGS_leave_retry_window);
+  options.credits_retry_window = absl::GetFlag(FLAGS_credits_retry_window);
+  options.join_timeout = absl::GetFlag(FLAGS_join_timeout);
+  options.max_streams_per_connection = absl::GetFlag(FLAGS_max_streams_per_connection);
 
   std::unique_ptr<presence::vs::VsSimulator> simulator;
   options.vs.base_url = absl::GetFlag(FLAGS_vs_url);

@@ -84,6 +84,8 @@ absl::Status PresenceServer::StartCore(const PresenceServerOptions& options) {
   context_.clock = clock;
   context_.auth_token = options.auth_token;
   context_.max_messages_per_second = options.max_messages_per_second;
+  context_.credits_retry_window = options.credits_retry_window;
+  context_.join_timeout = options.join_timeout;
   service_ = std::make_unique<service::PresenceService>(&context_);
   return absl::OkStatus();
 }
@@ -122,6 +124,7 @@ absl::Status PresenceServer::StartGrpc(const PresenceServerOptions& options) {
   // An exclusive bind: a second server on the same port must fail to start,
   // not share the port with this one at the kernel's whim.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_streams_per_connection);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(absl::StrCat("could not listen on ", options.listen,
@@ -201,8 +204,11 @@ bool PresenceServer::Shutdown(absl::Time deadline) {
   shut_down_ = true;
   server_->GetHealthCheckService()->SetServingStatus(false);
   service_->BeginDrain();
-  // Streams that never joined, and any still open, are cancelled here; their
-  // reactors send their leaves as they end.
+  // The listener stays up while VS takes the leaves, so a stream or call that
+  // arrives now is refused UNAVAILABLE (retry elsewhere) rather than cancelled.
+  vs_->Drain(deadline);
+  // Streams that never joined are cancelled here. gRPC waits for every
+  // reactor to finish; past the deadline it cancels them first.
   server_->Shutdown(absl::ToChronoTime(deadline));
   server_->Wait();
   return vs_->Drain(deadline);

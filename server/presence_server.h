@@ -53,6 +53,14 @@ struct PresenceServerOptions {
   // Per-stream limit on client messages after the join (burst: twice this);
   // past it the stream ends RESOURCE_EXHAUSTED (its leave is sent). 0: none.
   double max_messages_per_second = 20;
+  // How long a stream's credits update is retried before success:false.
+  absl::Duration credits_retry_window = absl::Seconds(10);
+  // A stream that sends no join within this ends DEADLINE_EXCEEDED and frees
+  // its slot; nothing is sent to VS.
+  absl::Duration join_timeout = absl::Seconds(10);
+  // Concurrent streams on one HTTP/2 connection, at most (more wait in the
+  // client until one ends).
+  int max_streams_per_connection = 16384;
   // Directory for the session journal (crash-safe leaves); empty: none. At
   // start, sessions a crashed run left open are left before serving, waiting
   // at most recovery_timeout (the rest go on in the background).

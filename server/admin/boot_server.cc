@@ -57,11 +57,16 @@ BootServer::~BootServer() { Stop(); }
 
 int BootServer::Boot(service::ServiceContext* context, int64_t customer_id, int64_t performer_id) {
   int removed = 0;
-  for (const auto& session : context->registry->AllJoined()) {
-    const session::SessionIdentity& who = session->identity();
-    if (!who.customer_id.has_value() || *who.customer_id != customer_id) continue;
-    if (performer_id != 0 && who.performer_id != performer_id) continue;
-    if (session->WithStream([](session::SessionStream* s) { s->EndForBoot(); })) ++removed;
+  // Streams still joining too: VS removed the customer, and a join it
+  // accepts meanwhile must not stay. Joining first: a stream that joins
+  // between the two looks is then found among the joined, never missed.
+  for (const auto& list : {context->registry->AllJoining(), context->registry->AllJoined()}) {
+    for (const auto& session : list) {
+      const session::SessionIdentity& who = session->identity();
+      if (!who.customer_id.has_value() || *who.customer_id != customer_id) continue;
+      if (performer_id != 0 && who.performer_id != performer_id) continue;
+      if (session->WithStream([](session::SessionStream* s) { s->EndForBoot(); })) ++removed;
+    }
   }
   return removed;
 }

@@ -40,21 +40,28 @@ std::shared_ptr<LocalPresence> LocalDirectory::AttachShared(
         attachment->presence = it->second;
         attachment->answer = std::move(now);
         return nullptr;
-      case LocalPresence::Shared::kLeaving:
-        attachment->answer = JoinAnswer{
-            vs::NotTaken(absl::UnavailableError(
-                "this customer's previous presence in the room is still being left at VS; "
-                "retry in a moment")),
-            ""};
+      case LocalPresence::Shared::kLeaving: {
+        // The customer's last leave is at VS: the join waits for its answer.
+        std::shared_ptr<LocalPresence> successor = NewShared(key, join, *stream);
+        if (!successor->JoinAfter(*it->second, stream)) break;  // Gone meanwhile.
+        shared_[key] = successor;
+        attachment->presence = std::move(successor);
         return nullptr;
+      }
       case LocalPresence::Shared::kGone:
         break;  // As good as absent: replaced below.
     }
   }
-  auto presence = std::make_shared<LocalPresence>(
-      context_, stream->id(), join, [this, key](const LocalPresence* gone) { Forget(key, gone); });
+  std::shared_ptr<LocalPresence> presence = NewShared(key, join, *stream);
   shared_[key] = presence;
   return presence;
+}
+
+std::shared_ptr<LocalPresence> LocalDirectory::NewShared(const PresenceKey& key,
+                                                         const vs::JoinRoomRequest& join,
+                                                         const SessionCore& first) {
+  return std::make_shared<LocalPresence>(
+      context_, first.id(), join, [this, key](const LocalPresence* gone) { Forget(key, gone); });
 }
 
 void LocalDirectory::Forget(const PresenceKey& key, const LocalPresence* presence) {

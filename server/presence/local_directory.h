@@ -8,9 +8,11 @@
 // display nickname for all, each stream its own session id. Guests (no
 // customer_id) are never shared: each stream gets a presence of its own.
 //
-// A stream arriving while the customer's last leave is at VS gets
-// UNAVAILABLE (retry): joining before VS has the leave could reach VS first
-// and be undone by it.
+// A stream arriving while the customer's last leave is at VS (a reconnect
+// racing its own leave) waits for that leave's answer and then joins: joining
+// first could reach VS before the leave and be undone by it. The wait is one
+// VS round trip, or, while VS fails, as long as the leave is retried
+// (--leave_retry_window).
 //
 // Thread-safe. Lock order: the directory's, then a presence's.
 
@@ -54,6 +56,8 @@ class LocalDirectory final : public PresenceDirectory {
                                               const vs::JoinRoomRequest& join,
                                               const std::shared_ptr<session::SessionCore>& stream,
                                               Attachment* attachment);
+  std::shared_ptr<LocalPresence> NewShared(const PresenceKey& key, const vs::JoinRoomRequest& join,
+                                           const session::SessionCore& first);
   void Forget(const PresenceKey& key, const LocalPresence* presence);
 
   const PresenceContext* const context_;

@@ -20,6 +20,27 @@ std::optional<JoinAnswer> LocalPresence::Join(std::shared_ptr<SessionCore> first
     absl::MutexLock lock(&mu_);
     streams_.push_back(first);
   }
+  return SendJoin(first.get());
+}
+
+bool LocalPresence::JoinAfter(LocalPresence& predecessor, std::shared_ptr<SessionCore> first) {
+  {
+    // Attached first: the join may go out the moment the predecessor is gone.
+    absl::MutexLock lock(&mu_);
+    streams_.push_back(std::move(first));
+  }
+  std::shared_ptr<LocalPresence> self = shared_from_this();
+  return predecessor.AfterGone([self] { self->SendJoin(nullptr); });
+}
+
+bool LocalPresence::AfterGone(absl::AnyInvocable<void() &&> then) {
+  absl::MutexLock lock(&mu_);
+  if (state_ == State::kGone) return false;
+  after_gone_.push_back(std::move(then));
+  return true;
+}
+
+std::optional<JoinAnswer> LocalPresence::SendJoin(const SessionCore* caller) {
   std::shared_ptr<LocalPresence> self = shared_from_this();
   absl::Status taken =
       context_->vs->JoinRoom(join_, [self](vs::VsResult result) { self->OnJoinResult(result); });
@@ -32,7 +53,9 @@ std::optional<JoinAnswer> LocalPresence::Join(std::shared_ptr<SessionCore> first
     absl::MutexLock lock(&mu_);
     others = SettleJoinLocked(answer, &leave_now);
   }
-  others.erase(std::remove(others.begin(), others.end(), first), others.end());
+  others.erase(std::remove_if(others.begin(), others.end(),
+                              [caller](const auto& s) { return s.get() == caller; }),
+               others.end());
   Tell(others, answer);
   Gone();
   return answer;
@@ -127,11 +150,14 @@ void LocalPresence::StartLeave(LeaveSender::Kind kind) {
 }
 
 void LocalPresence::Gone() {
+  std::vector<absl::AnyInvocable<void() &&>> then;
   {
     absl::MutexLock lock(&mu_);
     state_ = State::kGone;
+    then.swap(after_gone_);
   }
   if (on_gone_) std::move(on_gone_)(this);
+  for (auto& fn : then) std::move(fn)();
 }
 
 vs::RoomPresence LocalPresence::room_presence() const {

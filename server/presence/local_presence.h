@@ -47,6 +47,13 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   // take the request; the other streams attached by then hear it too.
   std::optional<session::JoinAnswer> Join(std::shared_ptr<session::SessionCore> first);
 
+  // The first stream of a presence whose joinRoom must wait until
+  // `predecessor` (the same customer's presence, kLeaving) is gone: its leave
+  // answered, so the join cannot overtake it at VS. Streams attach meanwhile
+  // as to any joining presence. False when the predecessor is gone already
+  // (nothing was attached: call Join instead).
+  bool JoinAfter(LocalPresence& predecessor, std::shared_ptr<session::SessionCore> first);
+
   enum class Shared { kWaiting, kJoined, kLeaving, kGone };
   // A later stream of the same customer. kJoined: `*now` is its answer.
   // kWaiting: the answer comes with the join's. kLeaving, kGone: not attached.
@@ -60,6 +67,11 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
  private:
   enum class State { kJoining, kJoined, kLeaving, kGone };
 
+  // Sends joinRoom. When VS would not take it, every stream but `caller`
+  // hears the answer, which is returned (for `caller`).
+  std::optional<session::JoinAnswer> SendJoin(const session::SessionCore* caller);
+  // Runs `then` once this presence is gone; false (and nothing) if it is.
+  bool AfterGone(absl::AnyInvocable<void() &&> then);
   void OnJoinResult(const vs::VsResult& result);
   // Moves kJoining on with VS's answer; returns the streams to tell.
   std::vector<std::shared_ptr<session::SessionCore>> SettleJoinLocked(
@@ -80,6 +92,7 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   mutable absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kJoining;
   std::vector<std::shared_ptr<session::SessionCore>> streams_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::AnyInvocable<void() &&>> after_gone_ ABSL_GUARDED_BY(mu_);
   // Written once, when the join is accepted (before kJoined is visible).
   std::string display_nickname_;
 };

@@ -258,17 +258,26 @@ TEST_F(LocalPresenceTest, PingsArePerPresenceAndFailuresReachEveryStream) {
   EXPECT_EQ(s2.fake->ping_failures(), 1);
 }
 
-TEST_F(LocalPresenceTest, ACustomerArrivingWhileTheLastLeaveIsAtVsIsToldToRetry) {
+TEST_F(LocalPresenceTest, ACustomerArrivingWhileTheLastLeaveIsAtVsJoinsAfterIt) {
   Stream s1 = NewStream("s1");
   Attachment a1 = directory_.Attach(Customer(7, 42), s1.core);
   ASSERT_TRUE(AnswerOf(a1, s1).has_value());
   sim_.AddFault(Slow("leaveRoom", absl::Milliseconds(300)));
   a1.presence->Detach(*s1.core);
-  Stream s2 = NewStream("s2");
+  Stream s2 = NewStream("s2"), s3 = NewStream("s3");
   Attachment a2 = directory_.Attach(Customer(7, 42), s2.core);
-  ASSERT_TRUE(a2.answer.has_value());
-  EXPECT_EQ(a2.presence, nullptr);
-  EXPECT_EQ(a2.answer->result.status.code(), absl::StatusCode::kUnavailable);
+  Attachment a3 = directory_.Attach(Customer(7, 42), s3.core);  // Shares the waiting one.
+  EXPECT_FALSE(a2.answer.has_value());
+  EXPECT_FALSE(a3.answer.has_value());
+  EXPECT_EQ(a2.presence, a3.presence);
+  std::optional<JoinAnswer> two = s2.fake->Answer(), three = s3.fake->Answer();
+  ASSERT_TRUE(two.has_value() && three.has_value());
+  EXPECT_TRUE(two->result.accepted());
+  EXPECT_EQ(two->display_nickname, three->display_nickname);
+  // VS saw join, leave, join: the second join never overtook the leave.
+  std::vector<std::string> order;
+  for (const auto& r : sim_.Requests()) order.push_back(r.function);
+  EXPECT_EQ(order, (std::vector<std::string>{"joinRoom", "leaveRoom", "joinRoom"}));
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 #include "server/service/presence_service.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/presence/presence_context.h"
 #include "server/service/auth.h"
@@ -18,9 +21,8 @@ grpc::ServerUnaryReactor* PresenceService::UpdateCredits(
     grpc::CallbackServerContext* call, const presence::v1::UpdateCreditsRequest* request,
     presence::v1::UpdateCreditsResponse* /*response*/) {
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
-  if (grpc::Status auth = CheckAuth(call, context_->auth_token); !auth.ok()) {
-    metrics::Increment(context_->counters.unauthenticated);
-    reactor->Finish(auth);
+  if (grpc::Status refused = Admit(call); !refused.ok()) {
+    reactor->Finish(refused);
     return reactor;
   }
   if (request->customer_id() <= 0) {
@@ -36,6 +38,11 @@ grpc::ServerUnaryReactor* PresenceService::UpdateCredits(
     return reactor;
   }
   ServiceContext* context = context_;
+  // Without a deadline (gRPC reports one centuries away) the stream's window.
+  absl::Duration budget = absl::FromChrono(call->deadline()) - absl::Now();
+  budget = budget > absl::Hours(24 * 365)
+               ? context_->credits_retry_window
+               : std::max(absl::ZeroDuration(), budget - context_->deadline_margin);
   absl::Status taken = context_->vs->UpdateCredits(
       vs::UpdateCreditsRequest{request->customer_id(), request->credits()},
       [reactor, context](vs::VsResult result) {
@@ -43,7 +50,8 @@ grpc::ServerUnaryReactor* PresenceService::UpdateCredits(
                                 context->counters.credits_rejected,
                                 context->counters.credits_failed);
         reactor->Finish(ToGrpcStatus(result.status));
-      });
+      },
+      budget);
   if (!taken.ok()) reactor->Finish(ToGrpcStatus(taken));
   return reactor;
 }
@@ -52,9 +60,8 @@ grpc::ServerUnaryReactor* PresenceService::GetRoom(grpc::CallbackServerContext* 
                                                    const presence::v1::GetRoomRequest* request,
                                                    presence::v1::GetRoomResponse* response) {
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
-  if (grpc::Status auth = CheckAuth(call, context_->auth_token); !auth.ok()) {
-    metrics::Increment(context_->counters.unauthenticated);
-    reactor->Finish(auth);
+  if (grpc::Status refused = Admit(call); !refused.ok()) {
+    reactor->Finish(refused);
     return reactor;
   }
   if (request->performer_id() <= 0) {
@@ -74,6 +81,17 @@ grpc::ServerUnaryReactor* PresenceService::GetRoom(grpc::CallbackServerContext* 
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;
+}
+
+grpc::Status PresenceService::Admit(grpc::CallbackServerContext* call) {
+  if (grpc::Status auth = CheckAuth(call, context_->auth_token); !auth.ok()) {
+    metrics::Increment(context_->counters.unauthenticated);
+    return auth;
+  }
+  if (context_->draining.load(std::memory_order_relaxed)) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
+  }
+  return grpc::Status::OK;
 }
 
 void PresenceService::BeginDrain() {

@@ -27,12 +27,16 @@ class PresenceService final : public presence::v1::Presence::CallbackService {
                                     const presence::v1::GetRoomRequest* request,
                                     presence::v1::GetRoomResponse* response) override;
 
-  // Refuses new sessions from now on and ends every joined session with
-  // UNAVAILABLE, sending its leave. Sessions still joining end when VS
-  // answers; streams that never joined end when the gRPC server shuts down.
+  // Refuses new sessions and calls with UNAVAILABLE from now on, and ends
+  // every joined session with UNAVAILABLE, sending its leave. Sessions still
+  // joining end when VS answers; streams that never joined end when the gRPC
+  // server shuts down.
   void BeginDrain();
 
  private:
+  // The checks every unary call passes first: the token, then the drain.
+  grpc::Status Admit(grpc::CallbackServerContext* call);
+
   ServiceContext* const context_;
 };
 

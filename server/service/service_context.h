@@ -10,6 +10,7 @@
 #include <atomic>
 #include <string>
 
+#include "absl/time/time.h"
 #include "server/base/clock.h"
 #include "server/metrics/gateway_counters.h"
 #include "server/presence/presence.h"
@@ -30,6 +31,13 @@ struct ServiceContext {
   std::string auth_token;
   // Per-stream limit on client messages after the join (burst: twice this).
   double max_messages_per_second = 20;
+  // How long a stream's `credits` is retried before success:false.
+  absl::Duration credits_retry_window = absl::Seconds(10);
+  // A stream that sends no join within this is ended DEADLINE_EXCEEDED.
+  absl::Duration join_timeout = absl::Seconds(10);
+  // A unary UpdateCredits stops retrying this long before its deadline, so
+  // its answer (UNAVAILABLE with VS's last error) reaches the caller in time.
+  absl::Duration deadline_margin = absl::Milliseconds(500);
 };
 
 }  // namespace presence::service

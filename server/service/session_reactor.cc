@@ -49,6 +49,9 @@ vs::JoinRoomRequest ToJoinRoom(const presence::v1::Join& join) {
   return out;
 }
 
+// Responses waiting behind the one being written, at most.
+constexpr size_t kMaxQueuedWrites = 64;
+
 grpc::Status ShuttingDown() {
   return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
 }
@@ -78,7 +81,26 @@ SessionReactor::SessionReactor(ServiceContext* context, grpc::CallbackServerCont
     return;
   }
   counted_ = true;
+  if (context_->join_timeout > absl::ZeroDuration()) {
+    join_alarm_.emplace();
+    join_alarm_->Set(
+        absl::ToChronoTime(absl::Now() + context_->join_timeout), [core = core_](bool fired) {
+          // The core's stream is always a SessionReactor.
+          if (!fired) return;
+          core->WithStream(
+              [](session::SessionStream* s) { static_cast<SessionReactor*>(s)->OnJoinTimeout(); });
+        });
+  }
   StartRead(&request_);
+}
+
+void SessionReactor::OnJoinTimeout() {
+  absl::MutexLock lock(&mu_);
+  if (state_ != State::kAwaitingJoin) return;
+  EndLocked(
+      grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                   absl::StrCat("no join within ", absl::FormatDuration(context_->join_timeout),
+                                " of opening the stream (--join_timeout)")));
 }
 
 // ---- The state machine ----
@@ -88,7 +110,9 @@ void SessionReactor::EnterLocked(State next) {
   state_ = next;
   switch (next) {
     case State::kAwaitingJoin:
+      return;
     case State::kJoining:
+      EnterJoiningLocked();
       return;
     case State::kJoined:
       EnterJoinedLocked();
@@ -102,7 +126,18 @@ void SessionReactor::EnterLocked(State next) {
   }
 }
 
+void SessionReactor::EnterJoiningLocked() {
+  join_alarm_.reset();  // Cancels it.
+  session::SessionIdentity identity;
+  identity.performer_id = join_.performer_id;
+  identity.customer_id = join_.customer_id;
+  identity.registered = join_.registered;
+  core_->set_identity(std::move(identity));
+  context_->registry->AddJoining(core_);
+}
+
 void SessionReactor::EnterJoinedLocked() {
+  context_->registry->RemoveJoining(*core_);
   context_->registry->AddJoined(core_);
   bucket_.emplace(context_->max_messages_per_second, 2 * context_->max_messages_per_second,
                   context_->clock);
@@ -118,6 +153,8 @@ void SessionReactor::EnterJoinedLocked() {
 }
 
 void SessionReactor::EnterEndingLocked(State from) {
+  join_alarm_.reset();
+  if (from == State::kJoining) context_->registry->RemoveJoining(*core_);
   if (from == State::kJoined) context_->registry->RemoveJoined(*core_);
   if (presence_ != nullptr) presence_->Detach(*core_);
   if (cancelled_) queued_.clear();  // Nobody will read it.
@@ -138,7 +175,8 @@ void SessionReactor::EndLocked(grpc::Status status) {
 }
 
 void SessionReactor::MaybeFinishLocked() {
-  if (state_ != State::kEnding || in_flight_.has_value() || !queued_.empty()) return;
+  if (state_ != State::kEnding) return;
+  if (!abandon_writes_ && (in_flight_.has_value() || !queued_.empty())) return;
   EnterLocked(State::kFinished);
 }
 
@@ -242,13 +280,7 @@ void SessionReactor::HandleJoinAnswerLocked(const session::JoinAnswer& answer) {
     EndLocked(ToGrpcStatus(answer.result.status));
     return;
   }
-  session::SessionIdentity identity;
-  identity.performer_id = join_.performer_id;
-  identity.customer_id = join_.customer_id;
-  identity.registered = join_.registered;
-  identity.display_nickname = answer.display_nickname;
-  identity.joined_at = absl::Now();
-  core_->set_identity(std::move(identity));
+  core_->set_joined(answer.display_nickname, absl::Now());
   log::Info("session_joined",
             {{"session", core_->id()}, {"performer", performer}, {"outcome", "accepted"}});
   EnterLocked(State::kJoined);
@@ -326,7 +358,8 @@ void SessionReactor::SendCreditsLocked(int64_t credits) {
       vs::UpdateCreditsRequest{*core_->identity().customer_id, credits},
       [core](vs::VsResult result) {
         core->WithStream([&](session::SessionStream* s) { s->OnCreditsAnswer(result); });
-      });
+      },
+      context_->credits_retry_window);
   if (!taken.ok()) {
     metrics::Increment(context_->counters.credits_failed);
     ReplyCreditsLocked(false, std::string(taken.message()));
@@ -382,8 +415,17 @@ void SessionReactor::EndForBoot() {
 }
 
 void SessionReactor::WriteLocked(SessionResponse response) {
-  if (state_ == State::kFinished || cancelled_) return;
+  if (state_ == State::kFinished || cancelled_ || abandon_writes_) return;
   if (in_flight_.has_value()) {
+    if (queued_.size() >= kMaxQueuedWrites) {
+      queued_.clear();
+      abandon_writes_ = true;
+      EndLocked(
+          grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                       absl::StrCat("the client is not reading its stream: ", kMaxQueuedWrites,
+                                    " responses were waiting; the session was left")));
+      return;
+    }
     queued_.push_back(std::move(response));
     return;
   }

@@ -15,7 +15,9 @@
 // whatever ended it (leave, half-close, cancel, a lost connection, a bad
 // message, a refused join, a boot, the drain); the presence owns the
 // one-leave rule. kEnding waits for the last queued write; kFinished has
-// called Finish. One write is in flight at a time; the rest wait in a queue.
+// called Finish. One write is in flight at a time; the rest wait in a queue
+// of at most kMaxQueuedWrites: a client that stops reading is ended
+// RESOURCE_EXHAUSTED (and left) rather than growing it.
 // The reactor deletes itself in OnDone and is never touched after: answers
 // reach it only through its SessionCore, which it detaches first. Reactions
 // never block.
@@ -32,6 +34,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "grpcpp/alarm.h"
 #include "grpcpp/grpcpp.h"
 #include "presence/v1/presence.grpc.pb.h"
 #include "server/base/token_bucket.h"
@@ -64,7 +67,9 @@ class SessionReactor final
 
   // The one transition function: each state's entry actions, once.
   void EnterLocked(State next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EnterJoiningLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EnterJoinedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnJoinTimeout();
   void EnterEndingLocked(State from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records the final status and enters kEnding (once; later calls do nothing).
   void EndLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -90,6 +95,10 @@ class SessionReactor final
   grpc::Status end_status_ ABSL_GUARDED_BY(mu_);  // Set on entering kEnding.
   bool counted_ ABSL_GUARDED_BY(mu_) = false;     // Holds a slot of --max_sessions.
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  // The client stopped reading: Finish without waiting for queued writes.
+  bool abandon_writes_ ABSL_GUARDED_BY(mu_) = false;
+  // Armed while kAwaitingJoin (--join_timeout).
+  std::optional<grpc::Alarm> join_alarm_ ABSL_GUARDED_BY(mu_);
   presence::v1::SessionRequest request_ ABSL_GUARDED_BY(mu_);
   vs::JoinRoomRequest join_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<presences::Presence> presence_ ABSL_GUARDED_BY(mu_);

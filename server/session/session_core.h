@@ -6,8 +6,11 @@
 // reactor, seen through the SessionStream interface) is attached while it
 // lives; an answer that arrives later finds it detached and is dropped.
 //
-// Thread-safe. The identity is written once, by the stream, before the core
-// is published to the registry, and only read after.
+// Thread-safe. The identity is written by the stream in two steps, each
+// before the core is published to the registry's matching set: who asked
+// (set_identity, before it is listed as joining), then what VS answered
+// (set_joined, before it is listed as joined). Readers read only what the
+// set they found the core in guarantees.
 
 #include <cstdint>
 #include <optional>
@@ -62,6 +65,10 @@ class SessionCore {
   const std::string& id() const { return id_; }
 
   void set_identity(SessionIdentity identity) { identity_ = std::move(identity); }
+  void set_joined(std::string display_nickname, absl::Time joined_at) {
+    identity_.display_nickname = std::move(display_nickname);
+    identity_.joined_at = joined_at;
+  }
   const SessionIdentity& identity() const { return identity_; }
 
   // Runs fn(stream) while the stream is attached and returns true; returns

@@ -53,6 +53,25 @@ std::vector<std::shared_ptr<SessionCore>> SessionRegistry::Room(int64_t performe
   return out;
 }
 
+void SessionRegistry::AddJoining(std::shared_ptr<SessionCore> session) {
+  absl::MutexLock lock(&joining_mu_);
+  const SessionCore* key = session.get();
+  joining_.emplace(key, std::move(session));
+}
+
+void SessionRegistry::RemoveJoining(const SessionCore& session) {
+  absl::MutexLock lock(&joining_mu_);
+  joining_.erase(&session);
+}
+
+std::vector<std::shared_ptr<SessionCore>> SessionRegistry::AllJoining() const {
+  absl::MutexLock lock(&joining_mu_);
+  std::vector<std::shared_ptr<SessionCore>> out;
+  out.reserve(joining_.size());
+  for (const auto& [key, session] : joining_) out.push_back(session);
+  return out;
+}
+
 std::vector<std::shared_ptr<SessionCore>> SessionRegistry::AllJoined() const {
   std::vector<std::shared_ptr<SessionCore>> out;
   for (Shard& shard : shards_) {

@@ -33,6 +33,12 @@ class SessionRegistry {
   void AddJoined(std::shared_ptr<SessionCore> session);
   void RemoveJoined(const SessionCore& session);
 
+  // Streams whose join is at VS (a boot must reach them too). Their
+  // identity's performer and customer are set; the rest is not yet.
+  void AddJoining(std::shared_ptr<SessionCore> session);
+  void RemoveJoining(const SessionCore& session);
+  std::vector<std::shared_ptr<SessionCore>> AllJoining() const;
+
   // The sessions present in a room, oldest join first.
   std::vector<std::shared_ptr<SessionCore>> Room(int64_t performer_id) const;
   // Every joined session (for the drain on shutdown).
@@ -57,6 +63,9 @@ class SessionRegistry {
   std::atomic<int64_t> open_{0};
   std::atomic<int64_t> joined_{0};
   mutable std::array<Shard, kShards> shards_;
+  mutable absl::Mutex joining_mu_;
+  absl::flat_hash_map<const SessionCore*, std::shared_ptr<SessionCore>> joining_
+      ABSL_GUARDED_BY(joining_mu_);
 };
 
 }  // namespace presence::session

@@ -38,19 +38,20 @@ absl::Duration RetryPolicy::Backoff(int attempt) const {
 }
 
 bool RetryPolicy::ShouldRetry(VsFunction function, const VsResult& result, int attempt,
-                              absl::Duration elapsed, absl::Duration* delay) const {
+                              absl::Duration elapsed, absl::Duration* delay,
+                              absl::Duration caller_budget) const {
   absl::Duration budget;
   switch (function) {
     case VsFunction::kLeaveRoom:
     case VsFunction::kUpdateCredits:
       if (!IsTransient(result)) return false;
-      budget = options_.max_total;
+      budget = std::min(options_.max_total, caller_budget);
       break;
     case VsFunction::kJoinRoom:
       // A join that may have reached VS is not sent twice: VS would count two
       // presences, and we could not tell which display nickname is live.
       if (result.outcome != VsOutcome::kNotConnected) return false;
-      budget = options_.join_max_total;
+      budget = std::min(options_.join_max_total, caller_budget);
       break;
     case VsFunction::kPingRoom:
       return false;  // The next ping is the retry.

@@ -39,9 +39,10 @@ class RetryPolicy {
 
   // Whether a request of `function` whose attempt number `attempt` ended with
   // `result`, `elapsed` after its first attempt, is tried again; when it is,
-  // `*delay` is set.
+  // `*delay` is set. `budget` shortens the function's retry budget (a
+  // caller's deadline); it never lengthens it.
   bool ShouldRetry(VsFunction function, const VsResult& result, int attempt, absl::Duration elapsed,
-                   absl::Duration* delay) const;
+                   absl::Duration* delay, absl::Duration budget = absl::InfiniteDuration()) const;
 
   const RetryOptions& options() const { return options_; }
 

@@ -48,7 +48,8 @@ struct VsClient::Request {
   VsFunction function;
   std::string body;
   VsCallback done;
-  bool counted = false;  // Counts against max_in_flight.
+  bool counted = false;                              // Counts against max_in_flight.
+  absl::Duration budget = absl::InfiniteDuration();  // From the first attempt.
   int attempt = 0;
   absl::Time first_sent;  // Of the clock.
   std::string response;
@@ -311,7 +312,11 @@ class VsClient::EventLoop {
     request->response_too_large = false;
     request->error[0] = '\0';
     CURL* easy = request->easy.get();
+    // The attempt may not outlive the request's budget (a caller's deadline).
+    absl::Duration timeout =
+        std::min(options_.request_timeout, request->budget - (clock_->Now() - request->first_sent));
     for (absl::Status set : {
+             SetOption(easy, CURLOPT_TIMEOUT_MS, std::max(1L, Millis(timeout))),
              SetOption(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(request->body.size())),
              SetOption(easy, CURLOPT_POSTFIELDS, request->body.data()),
              SetOption(easy, CURLOPT_WRITEDATA, request),
@@ -340,7 +345,7 @@ class VsClient::EventLoop {
       absl::Duration delay;
       absl::Time now = clock_->Now();
       if (policy_.ShouldRetry(request->function, result, request->attempt,
-                              now - request->first_sent, &delay)) {
+                              now - request->first_sent, &delay, request->budget)) {
         counters_->retries.fetch_add(1, std::memory_order_relaxed);
         retries_.push(Retry{now + delay, request});
         continue;
@@ -534,8 +539,10 @@ std::string VsClient::UpdateCreditsBody(const UpdateCreditsRequest& r) {
                      {"credits", absl::StrCat(r.credits)}});
 }
 
-absl::Status VsClient::Submit(VsFunction function, std::string body, VsCallback done) {
+absl::Status VsClient::Submit(VsFunction function, std::string body, VsCallback done,
+                              absl::Duration budget) {
   auto request = std::make_unique<Request>();
+  request->budget = budget;
   request->function = function;
   request->body = std::move(body);
   request->done = std::move(done);
@@ -560,8 +567,9 @@ absl::Status VsClient::PingRoom(const RoomPresence& presence, VsCallback done) {
                 std::move(done));
 }
 
-absl::Status VsClient::UpdateCredits(const UpdateCreditsRequest& request, VsCallback done) {
-  return Submit(VsFunction::kUpdateCredits, UpdateCreditsBody(request), std::move(done));
+absl::Status VsClient::UpdateCredits(const UpdateCreditsRequest& request, VsCallback done,
+                                     absl::Duration budget) {
+  return Submit(VsFunction::kUpdateCredits, UpdateCreditsBody(request), std::move(done), budget);
 }
 
 bool VsClient::Drain(absl::Time deadline) { return intake_->Drain(deadline); }

@@ -117,7 +117,11 @@ class VsClient {
   absl::Status JoinRoom(const JoinRoomRequest& request, VsCallback done);
   absl::Status LeaveRoom(const RoomPresence& presence, VsCallback done);
   absl::Status PingRoom(const RoomPresence& presence, VsCallback done);
-  absl::Status UpdateCredits(const UpdateCreditsRequest& request, VsCallback done);
+  // `budget` bounds the whole request, retries included, from its first
+  // attempt (a caller's deadline): each attempt's timeout is cut to what is
+  // left of it.
+  absl::Status UpdateCredits(const UpdateCreditsRequest& request, VsCallback done,
+                             absl::Duration budget = absl::InfiniteDuration());
 
   // Waits until no request is pending or `deadline` passes. Returns whether
   // everything completed.
@@ -144,7 +148,8 @@ class VsClient {
   struct Request;
 
   explicit VsClient(VsClientOptions options);
-  absl::Status Submit(VsFunction function, std::string body, VsCallback done);
+  absl::Status Submit(VsFunction function, std::string body, VsCallback done,
+                      absl::Duration budget = absl::InfiniteDuration());
 
   const VsClientOptions options_;
   const std::unique_ptr<Counters> counters_;

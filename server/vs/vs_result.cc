@@ -50,8 +50,21 @@ VsResult NotTaken(absl::Status refusal) {
 }
 
 bool OutcomeUnknown(const VsResult& result) {
-  return result.outcome == VsOutcome::kTimeout || result.outcome == VsOutcome::kTransportError ||
-         result.outcome == VsOutcome::kCancelled;
+  switch (result.outcome) {
+    case VsOutcome::kTimeout:
+    case VsOutcome::kTransportError:
+    case VsOutcome::kCancelled:
+      return true;
+    case VsOutcome::kHttpError:
+      // A proxy's "bad gateway" or "gateway timeout": VS itself may have
+      // taken the request.
+      return result.http_status == 502 || result.http_status == 504;
+    case VsOutcome::kProtocolError:
+      // An answer we could not read: VS may have said yes.
+      return result.http_status >= 200 && result.http_status < 300;
+    default:
+      return false;
+  }
 }
 
 }  // namespace presence::vs

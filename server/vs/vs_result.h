@@ -67,9 +67,10 @@ struct VsResult {
 // down): `refusal` is what the submitting call returned.
 VsResult NotTaken(absl::Status refusal);
 
-// Whether VS may have acted on a request whose answer we did not get (a
-// timeout, a connection reset mid-answer, a shutdown): a join with this
-// outcome is taken back with a best-effort leave.
+// Whether VS may have acted on a request whose answer we did not get or
+// could not read (a timeout, a connection reset mid-answer, a shutdown, a
+// proxy's 502 or 504, a 2xx that does not parse): a join with this outcome is
+// taken back with a best-effort leave.
 bool OutcomeUnknown(const VsResult& result);
 
 }  // namespace presence::vs
