@@ -158,8 +158,12 @@ void PresenceServer::RecoverFromJournal(absl::Duration timeout) {
   };
   auto countdown = std::make_shared<Countdown>();
   for (const journal::JournaledSession& s : unfinished) {
+    // A join that was at VS when the run ended is taken back as a
+    // best-effort leave, with the nickname it asked for.
     leaves_->Send(s.session_id, vs::RoomPresence{s.performer_id, s.customer_id, s.nickname},
-                  presences::LeaveSender::Kind::kLeave, [countdown] {
+                  s.confirmed ? presences::LeaveSender::Kind::kLeave
+                              : presences::LeaveSender::Kind::kBestEffort,
+                  [countdown] {
                     absl::MutexLock lock(&countdown->mu);
                     ++countdown->answered;
                   });

@@ -1,6 +1,7 @@
 #include "server/journal/session_journal.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,11 +43,31 @@ void SyncDir(const std::string& dir) {
 
 }  // namespace
 
-std::string JoinLine(const JournaledSession& s) {
-  return absl::StrCat("J ", s.session_id, " ", s.performer_id, " ",
+namespace {
+
+std::string SessionLine(const char* kind, const JournaledSession& s) {
+  return absl::StrCat(kind, " ", s.session_id, " ", s.performer_id, " ",
                       s.customer_id.has_value() ? absl::StrCat(*s.customer_id) : "-", " ",
                       vs::FormEscape(s.nickname), "\n");
 }
+
+// Takes the directory's lock; -1 (errno set) when another process has it.
+int LockDirectory(const std::string& dir) {
+  int fd = ::open(absl::StrCat(dir, "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int saved = errno;
+    ::close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+std::string JoinLine(const JournaledSession& s) { return SessionLine("J", s); }
+std::string IntentLine(const JournaledSession& s) { return SessionLine("I", s); }
 
 std::optional<JournalRecord> ParseJournalLine(const std::string& line) {
   std::vector<std::string> parts = absl::StrSplit(line, ' ');
@@ -55,8 +76,11 @@ std::optional<JournalRecord> ParseJournalLine(const std::string& line) {
     record.session.session_id = parts[1];
     return record;
   }
-  if (parts.size() != 5 || parts[0] != "J" || parts[1].empty()) return std::nullopt;
-  record.join = true;
+  if (parts.size() != 5 || (parts[0] != "J" && parts[0] != "I") || parts[1].empty()) {
+    return std::nullopt;
+  }
+  record.kind = parts[0] == "J" ? JournalRecord::Kind::kJoin : JournalRecord::Kind::kIntent;
+  record.session.confirmed = record.kind == JournalRecord::Kind::kJoin;
   record.session.session_id = parts[1];
   if (!absl::SimpleAtoi(parts[2], &record.session.performer_id)) return std::nullopt;
   if (parts[3] != "-") {
@@ -75,6 +99,13 @@ absl::StatusOr<std::unique_ptr<SessionJournal>> SessionJournal::Open(const std::
     return absl::InvalidArgumentError(
         absl::StrCat("cannot create --state_dir ", dir, ": ", strerror(errno)));
   }
+  int lock_fd = LockDirectory(dir);
+  if (lock_fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--state_dir ", dir, " is in use by another presence_server (",
+                     errno == EWOULDBLOCK ? "its lock is held" : strerror(errno),
+                     "): two servers must not share one journal"));
+  }
   std::string path = absl::StrCat(dir, "/", kFile);
   // Read back what the previous run left: joins without a leave, in order.
   std::vector<JournaledSession> order;
@@ -87,12 +118,15 @@ absl::StatusOr<std::unique_ptr<SessionJournal>> SessionJournal::Open(const std::
       if (in.eof()) break;  // No newline: a torn last record.
       std::optional<JournalRecord> record = ParseJournalLine(line);
       if (!record.has_value()) continue;
-      if (record->join) {
+      auto it = index.find(record->session.session_id);
+      if (record->kind == JournalRecord::Kind::kLeft) {
+        if (it != index.end()) left[it->second] = true;
+      } else if (it != index.end()) {
+        order[it->second] = record->session;  // The join confirms its intent.
+      } else {
         index[record->session.session_id] = order.size();
         order.push_back(record->session);
         left.push_back(false);
-      } else if (auto it = index.find(record->session.session_id); it != index.end()) {
-        left[it->second] = true;
       }
     }
   }
@@ -101,12 +135,13 @@ absl::StatusOr<std::unique_ptr<SessionJournal>> SessionJournal::Open(const std::
     if (!left[i]) unfinished.push_back(order[i]);
   }
   std::unique_ptr<SessionJournal> journal(new SessionJournal(dir, -1));
+  journal->lock_fd_ = lock_fd;
   journal->unfinished_ = std::move(unfinished);
   std::vector<std::string> live;
   {
     absl::MutexLock lock(&journal->mu_);
     for (const JournaledSession& s : journal->unfinished_) {
-      std::string line = JoinLine(s);
+      std::string line = s.confirmed ? JoinLine(s) : IntentLine(s);
       journal->live_bytes_ += static_cast<int64_t>(line.size());
       journal->live_[s.session_id] = line;
       live.push_back(std::move(line));
@@ -131,6 +166,7 @@ SessionJournal::~SessionJournal() {
   if (writer_.joinable()) writer_.join();
   absl::MutexLock lock(&mu_);
   if (fd_ >= 0) ::close(fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // Releases the lock.
 }
 
 void SessionJournal::Append(std::string line) {
@@ -138,11 +174,20 @@ void SessionJournal::Append(std::string line) {
   ++appended_;
 }
 
-void SessionJournal::RecordJoin(const JournaledSession& session) {
-  std::string line = JoinLine(session);
+void SessionJournal::RecordIntent(const JournaledSession& session) {
   absl::MutexLock lock(&mu_);
-  live_bytes_ += static_cast<int64_t>(line.size());
-  live_[session.session_id] = line;
+  Live(session.session_id, IntentLine(session));
+}
+
+void SessionJournal::RecordJoin(const JournaledSession& session) {
+  absl::MutexLock lock(&mu_);
+  Live(session.session_id, JoinLine(session));
+}
+
+void SessionJournal::Live(const std::string& id, std::string line) {
+  std::string& slot = live_[id];
+  live_bytes_ += static_cast<int64_t>(line.size()) - static_cast<int64_t>(slot.size());
+  slot = line;
   Append(std::move(line));
 }
 
@@ -221,23 +266,41 @@ void SessionJournal::Run() {
         for (const auto& [id, line] : live_) live.push_back(line);
       }
     }
-    bool ok;
-    if (compact) {
-      // The snapshot already reflects this batch: it replaces the log.
-      ok = Compact(live);
-    } else {
-      ok = WriteAll(fd, batch) && ::fdatasync(fd) == 0;
-    }
+    bool ok = WriteBatch(fd, batch, compact, live);
     absl::MutexLock lock(&mu_);
-    if (!compact) file_bytes_ += static_cast<int64_t>(batch.size());
-    // A failed write (disk full) loses crash safety for these records but
-    // must not stall the server: Sync returns, and the error is counted.
+    // A failed write (a full disk) must not stall the server: Sync returns,
+    // and the error is counted. The batch is not lost: it goes back in front
+    // of what came since and is written again after a pause.
     durable_ = upto;
     stats_.records = upto;
     ++stats_.batches;
-    stats_.bytes += static_cast<int64_t>(batch.size());
-    if (!ok) ++stats_.write_errors;
+    if (ok) {
+      if (!compact) file_bytes_ += static_cast<int64_t>(batch.size());
+      stats_.bytes += static_cast<int64_t>(batch.size());
+      continue;
+    }
+    ++stats_.write_errors;
+    pending_.insert(0, batch);
+    if (stopping_) return;  // Nothing more can be done at exit.
+    auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+    mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Milliseconds(100));
   }
+}
+
+bool SessionJournal::WriteBatch(int fd, const std::string& batch, bool compact,
+                                const std::vector<std::string>& live) {
+  // The snapshot already reflects this batch: it replaces the log.
+  if (compact) return Compact(live);
+  if (WriteAll(fd, batch) && ::fdatasync(fd) == 0) return true;
+  // Cut a partial write back off, so the retry starts on a line boundary.
+  int64_t good;
+  {
+    absl::MutexLock lock(&mu_);
+    good = file_bytes_;
+  }
+  int cut = ::ftruncate(fd, good);
+  (void)cut;  // If even that fails, the reader skips the one torn line.
+  return false;
 }
 
 }  // namespace presence::journal

@@ -2,18 +2,23 @@
 #define PRESENCE_SERVER_JOURNAL_SESSION_JOURNAL_H_
 
 // SessionJournal makes leaves crash-safe. It records, in --state_dir, every
-// session VS accepted and every leave VS answered. After a crash (kill -9,
-// power loss) the next start reads it back: each session joined and not yet
-// left is left then, before the server serves.
+// join as it goes to VS (its intent), every join VS accepted, and every leave
+// VS answered. After a crash (kill -9, power loss) the next start reads it
+// back: each presence joined, or whose join was at VS, and not yet left is
+// left then, before the server serves.
 //
-// Format: an append-only text log, one record a line: "J <id> <performer>
-// <customer|-> <nickname, form-escaped>" and "L <id>". A torn last line is
-// ignored. One writer thread does group commit: records are appended to a
-// buffer by callers and written plus fdatasync'd in batches, so a join costs a
-// buffer append, not a disk round trip. A record is durable within one
-// batch (well under a millisecond on an idle disk; the window is measured in
-// BENCHMARKS.md). Pings never touch the journal. The log is rewritten with
-// only the open sessions whenever it grows past 4x their size.
+// One process at a time: Open takes an exclusive lock on the directory, and
+// a second server on the same --state_dir refuses to start.
+//
+// Format: an append-only text log, one record a line: "I <id> <performer>
+// <customer|-> <nickname asked, form-escaped>", "J ..." (the same, with VS's
+// display nickname) and "L <id>". A torn last line is ignored. A short write
+// (a full disk) is cut back off the file and the batch is written again
+// later, so records are never glued into one unreadable line. One writer thread does group commit:
+// records are appended to a buffer by callers and written plus fdatasync'd in batches, so a join
+// costs a buffer append, not a disk round trip. A record is durable within one batch (well under a
+// millisecond on an idle disk; the window is measured in BENCHMARKS.md). Pings never touch the
+// journal. The log is rewritten with only the open sessions whenever it grows past 4x their size.
 //
 // Thread-safe.
 
@@ -34,7 +39,10 @@ struct JournaledSession {
   std::string session_id;
   int64_t performer_id = 0;
   std::optional<int64_t> customer_id;
-  std::string nickname;  // The display nickname VS returned.
+  // The display nickname VS returned; for an intent, the one asked for.
+  std::string nickname;
+  // False for a join whose answer was never recorded (it was at VS).
+  bool confirmed = true;
 };
 
 struct JournalStats {
@@ -55,7 +63,11 @@ class SessionJournal {
   // Sessions joined and not left when the previous run ended.
   const std::vector<JournaledSession>& unfinished() const { return unfinished_; }
 
+  // A joinRoom about to be sent, with the nickname asked for.
+  void RecordIntent(const JournaledSession& session);
+  // VS accepted the join (replaces the intent).
   void RecordJoin(const JournaledSession& session);
+  // VS answered the leave, or refused the join.
   void RecordLeft(const std::string& session_id);
 
   // Blocks until every record made before the call is on disk.
@@ -66,12 +78,17 @@ class SessionJournal {
 
  private:
   SessionJournal(std::string dir, int fd);
+  void Live(const std::string& id, std::string line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Append(std::string line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes one batch (or compacts); false on a write error.
+  bool WriteBatch(int fd, const std::string& batch, bool compact,
+                  const std::vector<std::string>& live);
   void Run();
   bool Compact(const std::vector<std::string>& live);
 
   const std::string dir_;
   const std::string path_;
+  int lock_fd_ = -1;  // flock(LOCK_EX) on <dir>/lock, held for the journal's life.
   std::vector<JournaledSession> unfinished_;
 
   mutable absl::Mutex mu_;
@@ -89,11 +106,13 @@ class SessionJournal {
 
 // One line of the log, parsed; nullopt for anything else (a torn line).
 struct JournalRecord {
-  bool join = false;
+  enum class Kind { kIntent, kJoin, kLeft };
+  Kind kind = Kind::kLeft;
   JournaledSession session;
 };
 std::optional<JournalRecord> ParseJournalLine(const std::string& line);
 std::string JoinLine(const JournaledSession& session);
+std::string IntentLine(const JournaledSession& session);
 
 }  // namespace presence::journal
 

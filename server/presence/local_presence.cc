@@ -41,12 +41,18 @@ bool LocalPresence::AfterGone(absl::AnyInvocable<void() &&> then) {
 }
 
 std::optional<JoinAnswer> LocalPresence::SendJoin(const SessionCore* caller) {
+  // Before VS can act on it: a crash while the join is at VS still leaves it.
+  if (context_->journal != nullptr) {
+    context_->journal->RecordIntent(
+        {id_, join_.performer_id, join_.customer_id, join_.nickname, /*confirmed=*/false});
+  }
   std::shared_ptr<LocalPresence> self = shared_from_this();
   absl::Status taken =
       context_->vs->JoinRoom(join_, [self](vs::VsResult result) { self->OnJoinResult(result); });
   if (taken.ok()) return std::nullopt;
   JoinAnswer answer{vs::NotTaken(taken), ""};
   CountJoin(answer.result);
+  if (context_->journal != nullptr) context_->journal->RecordLeft(id_);
   bool leave_now = false;
   std::vector<std::shared_ptr<SessionCore>> others;
   {
@@ -96,8 +102,13 @@ void LocalPresence::OnJoinResult(const vs::VsResult& result) {
     StartLeave(LeaveSender::Kind::kLeave);
   } else if (!result.accepted()) {
     // VS may have taken a join it did not answer: take it back, with the
-    // only nickname we know.
-    if (vs::OutcomeUnknown(result)) StartLeave(LeaveSender::Kind::kBestEffort);
+    // only nickname we know (the journal's intent is closed when VS answers
+    // that leave). Otherwise nothing is owed.
+    if (vs::OutcomeUnknown(result)) {
+      StartLeave(LeaveSender::Kind::kBestEffort);
+    } else if (context_->journal != nullptr) {
+      context_->journal->RecordLeft(id_);
+    }
     Gone();
   }
 }
