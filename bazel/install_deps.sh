@@ -21,6 +21,7 @@ PACKAGES=(
   nlohmann-json3-dev
   libssl-dev
   python3-grpcio
+  python3-yaml
   python3-protobuf
   golang-go
   golang-google-grpc-dev
