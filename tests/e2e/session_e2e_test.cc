@@ -143,12 +143,24 @@ class SessionE2eTest : public ::testing::Test {
     EXPECT_TRUE(status.ok()) << status.error_message();
   }
 
-  // Waits until the simulator has seen exactly `n` calls of `function`, and
-  // that it stays so for a little while (no duplicates trickling in).
+  // Waits until the simulator has seen `n` calls of `function` and every VS
+  // call the gateway had pending has completed (no duplicate on its way),
+  // then expects exactly `n`.
   void ExpectCount(const std::string& function, int64_t n) {
     sim_->WaitForCount(function, n, absl::Seconds(10));
-    absl::SleepFor(absl::Milliseconds(100));
+    EXPECT_TRUE(server_->vs_client().Drain(absl::Now() + absl::Seconds(20)));
     EXPECT_EQ(sim_->Count(function), n) << function;
+  }
+
+  // Waits (bounded) for `pred`; returns whether it came true.
+  static bool WaitFor(const std::function<bool()>& pred,
+                      absl::Duration timeout = absl::Seconds(10)) {
+    absl::Time deadline = absl::Now() + timeout;
+    while (!pred()) {
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    return true;
   }
 
   std::unique_ptr<vs::VsSimulator> sim_;
@@ -270,16 +282,21 @@ TEST_F(SessionE2eTest, JoinWithUnknownOutcomeGetsABestEffortLeave) {
 
 TEST_F(SessionE2eTest, PingsEveryIntervalWithTheDisplayNickname) {
   Viewer v = Joined();
-  absl::SleepFor(kPing * 5.5);
-  int64_t pings = sim_->Count("pingRoom");
-  EXPECT_GE(pings, 4);
-  EXPECT_LE(pings, 6);
-  for (const vs::RecordedRequest& r : sim_->Requests("pingRoom")) {
-    EXPECT_EQ(r.body, "function=pingRoom&performerId=42&customerId=7&nickname=bob_1000");
+  ASSERT_TRUE(sim_->WaitForCount("pingRoom", 5, absl::Seconds(10)));
+  std::vector<vs::RecordedRequest> pings = sim_->Requests("pingRoom");
+  for (size_t i = 0; i < pings.size(); ++i) {
+    EXPECT_EQ(pings[i].body, "function=pingRoom&performerId=42&customerId=7&nickname=bob_1000");
+    if (i > 0) {  // One interval apart, within three quarters of one.
+      EXPECT_GT(pings[i].at - pings[i - 1].at, kPing / 4) << i;
+      EXPECT_LT(pings[i].at - pings[i - 1].at, kPing * 1.75) << i;
+    }
   }
   LeaveCleanly(v);
+  // The scheduler drops the left presence at its next due time: no ping
+  // after that.
+  ASSERT_TRUE(WaitFor([this] { return server_->scheduler().stats().queued == 0; }));
   int64_t after = sim_->Count("pingRoom");
-  absl::SleepFor(kPing * 2);
+  ASSERT_TRUE(server_->vs_client().Drain(absl::Now() + absl::Seconds(10)));
   EXPECT_EQ(sim_->Count("pingRoom"), after);
 }
 
@@ -456,7 +473,7 @@ TEST_F(SessionE2eTest, CancelDuringASlowJoinStillLeavesOnce) {
   sim_->AddFault(slow);
   Viewer v = Open();
   ASSERT_TRUE(v.stream->Write(JoinRequest()));
-  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_TRUE(sim_->WaitForCount("joinRoom", 1, absl::Seconds(5)));  // At VS, unanswered.
   v.context->TryCancel();
   v.stream->Finish();
   ExpectCount("joinRoom", 1);
@@ -468,7 +485,8 @@ TEST_F(SessionE2eTest, LeaveIsDeliveredAfterVsComesBack) {
   Viewer v = Joined();
   sim_->Stop();
   LeaveCleanly(v);
-  absl::SleepFor(absl::Milliseconds(300));
+  // VS comes back only after the leave has failed at least once.
+  ASSERT_TRUE(WaitFor([this] { return server_->vs_client().stats().retries >= 1; }));
   ASSERT_TRUE(sim_->Start().ok());
   ExpectCount("leaveRoom", 1);
 }
@@ -618,7 +636,7 @@ TEST_F(SessionE2eTest, HundredsOfConcurrentSessionsBalanceJoinsAndLeaves) {
   for (const auto& r : sim_->Requests("leaveRoom")) ++left[*r.Field("nickname")];
   EXPECT_EQ(left.size(), static_cast<size_t>(kThreads * kPerThread));
   for (const auto& [nick, n] : left) EXPECT_EQ(n, 1) << nick;
-  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_TRUE(WaitFor([this] { return server_->registry().open() == 0; }));
   EXPECT_EQ(server_->registry().open(), 0);
   EXPECT_EQ(server_->registry().joined(), 0);
 }
@@ -672,9 +690,9 @@ TEST_F(SessionE2eTest, MetricsPageParsesAndItsNumbersMove) {
   activity.mutable_activity();
   for (int i = 0; i < 6; ++i) {  // Over more than one interval: some ping is skipped.
     ASSERT_TRUE(v.stream->Write(activity));
-    absl::SleepFor(kPing / 4);
+    absl::SleepFor(kPing / 4);  // The viewer's pace, not a wait.
   }
-  absl::SleepFor(kPing);
+  ASSERT_TRUE(WaitFor([this] { return server_->scheduler().stats().skipped_for_activity >= 1; }));
   std::map<std::string, double> m1 = ParseMetrics(http.Get("/metrics")->body);
   EXPECT_EQ(m1["presence_sessions_joined"], 1);
   EXPECT_EQ(m1["presence_joins_total{outcome=\"accepted\"}"], 1);
@@ -687,7 +705,7 @@ TEST_F(SessionE2eTest, MetricsPageParsesAndItsNumbersMove) {
 
   LeaveCleanly(v);
   sim_->WaitForCount("leaveRoom", 1, absl::Seconds(5));
-  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_TRUE(server_->vs_client().Drain(absl::Now() + absl::Seconds(10)));
   std::map<std::string, double> m2 = ParseMetrics(http.Get("/metrics")->body);
   EXPECT_EQ(m2["presence_sessions_joined"], 0);
   EXPECT_EQ(m2["presence_leaves_total{outcome=\"sent\"}"], 1);

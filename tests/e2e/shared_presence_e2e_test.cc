@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
@@ -91,10 +92,25 @@ class SharedPresenceE2eTest : public ::testing::Test {
     return v.stream->Finish();
   }
 
+  // The count once `n` arrived and every VS call the gateway had pending has
+  // completed (so nothing more is on its way).
   int64_t Settled(const std::string& function, int64_t n) {
     sim_->WaitForCount(function, n, absl::Seconds(5));
-    absl::SleepFor(absl::Milliseconds(150));
+    EXPECT_TRUE(server_->vs_client().Drain(absl::Now() + absl::Seconds(10)));
     return sim_->Count(function);
+  }
+
+  // Consecutive pings of one presence are about one interval apart (a
+  // quarter to 1.75 intervals): one presence is pinged once per interval, not
+  // once per stream.
+  void ExpectPingsOneIntervalApart(int pings) {
+    ASSERT_TRUE(sim_->WaitForCount("pingRoom", pings, absl::Seconds(10)));
+    std::vector<vs::RecordedRequest> all = sim_->Requests("pingRoom");
+    for (size_t i = 1; i < all.size(); ++i) {
+      absl::Duration gap = all[i].at - all[i - 1].at;
+      EXPECT_GT(gap, kPing / 4) << i;
+      EXPECT_LT(gap, kPing * 1.75) << i;
+    }
   }
 
   std::unique_ptr<vs::VsSimulator> sim_;
@@ -115,14 +131,10 @@ TEST_F(SharedPresenceE2eTest, TwoStreamsOfOneCustomerInOneRoomShareOnePresence) 
   EXPECT_EQ(sim_->Count("joinRoom"), 1);
 
   // One presence is pinged once per interval, not once per stream.
-  absl::SleepFor(kPing * 5.5);
-  int64_t pings = sim_->Count("pingRoom");
-  EXPECT_GE(pings, 4);
-  EXPECT_LE(pings, 6);
+  ExpectPingsOneIntervalApart(5);
 
   EXPECT_TRUE(Leave(a).ok());
-  absl::SleepFor(absl::Milliseconds(300));
-  EXPECT_EQ(sim_->Count("leaveRoom"), 0);  // b still holds it.
+  EXPECT_EQ(Settled("leaveRoom", 0), 0);  // b still holds it.
   EXPECT_TRUE(Leave(b).ok());
   EXPECT_EQ(Settled("leaveRoom", 1), 1);
   EXPECT_EQ(sim_->Requests("leaveRoom")[0].body,
@@ -152,7 +164,7 @@ TEST_F(SharedPresenceE2eTest, AStreamArrivingDuringTheJoinSharesItsAnswer) {
   slow.latency = absl::Milliseconds(400);
   sim_->AddFault(slow);
   Viewer a = Open(JoinRequest(1, 7));
-  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_TRUE(sim_->WaitForCount("joinRoom", 1, absl::Seconds(5)));  // At VS.
   Viewer b = Open(JoinRequest(1, 7));
   SessionResponse ja = Next(a);
   SessionResponse jb = Next(b);
@@ -172,7 +184,7 @@ TEST_F(SharedPresenceE2eTest, ARefusedJoinIsRefusedForEveryStreamWaitingOnIt) {
   refuse.message = "customer banned";
   sim_->AddFault(refuse);
   Viewer a = Open(JoinRequest(1, 7));
-  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_TRUE(sim_->WaitForCount("joinRoom", 1, absl::Seconds(5)));  // At VS.
   Viewer b = Open(JoinRequest(1, 7));
   for (Viewer* v : {&a, &b}) {
     SessionResponse resp;
@@ -197,14 +209,17 @@ TEST_F(SharedPresenceE2eTest, TheOwnerCancellingDuringTheJoinLeavesTheOthersPres
   slow.latency = absl::Milliseconds(400);
   sim_->AddFault(slow);
   Viewer a = Open(JoinRequest(1, 7));
-  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_TRUE(sim_->WaitForCount("joinRoom", 1, absl::Seconds(5)));  // At VS.
   Viewer b = Open(JoinRequest(1, 7));
-  absl::SleepFor(absl::Milliseconds(50));
+  // b waits on a's join before a goes.
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (server_->context().counters.joins_shared.load() < 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
   a.context->TryCancel();
   a.stream->Finish();
   EXPECT_TRUE(Next(b).has_joined());
-  absl::SleepFor(absl::Milliseconds(300));
-  EXPECT_EQ(sim_->Count("leaveRoom"), 0);
+  EXPECT_EQ(Settled("leaveRoom", 0), 0);
   EXPECT_TRUE(Leave(b).ok());
   EXPECT_EQ(Settled("leaveRoom", 1), 1);
   EXPECT_EQ(sim_->Count("joinRoom"), 1);
