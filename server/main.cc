@@ -40,6 +40,9 @@ ABSL_FLAG(absl::Duration, leave_retry_window, absl::Seconds(60),
 ABSL_FLAG(absl::Duration, credits_retry_window, absl::Seconds(10),
           "How long a stream's credits update is retried before success:false. A unary "
           "UpdateCredits is retried until shortly before its own deadline instead.");
+ABSL_FLAG(absl::Duration, resume_grace, absl::ZeroDuration(),
+          "How long a session whose stream was lost (not left) is held for a resume: pings go "
+          "on and no leaveRoom is sent. 0: off. Keep it well below VS's purge time.");
 ABSL_FLAG(absl::Duration, join_timeout, absl::Seconds(10),
           "A stream that sends no join within this ends DEADLINE_EXCEEDED.");
 ABSL_FLAG(int, max_streams_per_connection, 16384,
@@ -119,6 +122,11 @@ absl::Status ValidateFlags() {
   if (absl::GetFlag(FLAGS_max_sessions) < 1) {
     return absl::InvalidArgumentError("--max_sessions must be at least 1");
   }
+  if (absl::Duration grace = absl::GetFlag(FLAGS_resume_grace);
+      grace < absl::ZeroDuration() || grace > absl::Minutes(10)) {
+    return absl::InvalidArgumentError(absl::StrCat("--resume_grace must be between 0 and 10m, got ",
+                                                   absl::FormatDuration(grace)));
+  }
   double rate = absl::GetFlag(FLAGS_max_messages_per_second);
   if (!(rate >= 0)) {  // Also NaN.
     return absl::InvalidArgumentError(
@@ -188,6 +196,7 @@ int main(int argc, char** argv) {
   options.vs.retry.max_total = absl::GetFlag(FLAGS_leave_retry_window);
   options.credits_retry_window = absl::GetFlag(FLAGS_credits_retry_window);
   options.join_timeout = absl::GetFlag(FLAGS_join_timeout);
+  options.resume_grace = absl::GetFlag(FLAGS_resume_grace);
   options.max_streams_per_connection = absl::GetFlag(FLAGS_max_streams_per_connection);
 
   std::unique_ptr<presence::vs::VsSimulator> simulator;

@@ -77,6 +77,7 @@ absl::Status PresenceServer::StartCore(const PresenceServerOptions& options) {
   presence_context_.scheduler = scheduler_.get();
   presence_context_.leaves = leaves_.get();
   presence_context_.counters = &context_.counters;
+  presence_context_.resume_grace = options.resume_grace;
   presences_ = std::make_unique<presences::LocalDirectory>(&presence_context_);
   context_.presences = presences_.get();
   context_.registry = registry_.get();
@@ -86,6 +87,7 @@ absl::Status PresenceServer::StartCore(const PresenceServerOptions& options) {
   context_.max_messages_per_second = options.max_messages_per_second;
   context_.credits_retry_window = options.credits_retry_window;
   context_.join_timeout = options.join_timeout;
+  context_.resume_grace = options.resume_grace;
   service_ = std::make_unique<service::PresenceService>(&context_);
   return absl::OkStatus();
 }
@@ -208,6 +210,8 @@ bool PresenceServer::Shutdown(absl::Time deadline) {
   shut_down_ = true;
   server_->GetHealthCheckService()->SetServingStatus(false);
   service_->BeginDrain();
+  // Held sessions cannot be handed to another process yet: they are left.
+  presences_->EndAllHolds();
   // The listener stays up while VS takes the leaves, so a stream or call that
   // arrives now is refused UNAVAILABLE (retry elsewhere) rather than cancelled.
   vs_->Drain(deadline);

@@ -55,6 +55,9 @@ struct PresenceServerOptions {
   double max_messages_per_second = 20;
   // How long a stream's credits update is retried before success:false.
   absl::Duration credits_retry_window = absl::Seconds(10);
+  // How long a lost stream's session is held for a resume (pings go on, no
+  // leave); 0: off. Keep it well below VS's purge time.
+  absl::Duration resume_grace = absl::ZeroDuration();
   // A stream that sends no join within this ends DEADLINE_EXCEEDED and frees
   // its slot; nothing is sent to VS.
   absl::Duration join_timeout = absl::Seconds(10);

@@ -68,7 +68,9 @@ int BootServer::Boot(service::ServiceContext* context, int64_t customer_id, int6
       if (session->WithStream([](session::SessionStream* s) { s->EndForBoot(); })) ++removed;
     }
   }
-  return removed;
+  // Sessions held for a resume: the boot ends the hold, so nobody resumes
+  // what VS removed.
+  return removed + context->presences->EndHolds(customer_id, performer_id);
 }
 
 absl::Status BootServer::Start(const std::string& listen) {

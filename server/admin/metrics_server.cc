@@ -60,6 +60,16 @@ void RenderSessions(const MetricsSources& s, std::string& out) {
   Header(&out, "presence_rate_limited_total", "counter",
          "Session streams ended for sending too many messages.");
   Sample(&out, "presence_rate_limited_total", "", Load(c.rate_limited));
+  Header(&out, "presence_resumes_total", "counter",
+         "Streams that took over a session held for a resume (no leave, no join at VS).");
+  Sample(&out, "presence_resumes_total", "", Load(c.resumes));
+  Header(&out, "presence_holds_total", "counter",
+         "Sessions held for a resume, by how the hold ended.");
+  Sample(&out, "presence_holds_total", "event=\"started\"", Load(c.holds_started));
+  Sample(&out, "presence_holds_total", "event=\"expired\"", Load(c.holds_expired));
+  Header(&out, "presence_sessions_held", "gauge", "Sessions held for a resume now.");
+  Sample(&out, "presence_sessions_held", "",
+         static_cast<double>(s.service->presences->held_sessions()));
   Header(&out, "presence_invalid_requests_total", "counter", "Client messages refused as invalid.");
   Sample(&out, "presence_invalid_requests_total", "", Load(c.invalid_requests));
 }

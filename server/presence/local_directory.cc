@@ -1,6 +1,7 @@
 #include "server/presence/local_directory.h"
 
 #include <utility>
+#include <vector>
 
 namespace presence::presences {
 
@@ -8,13 +9,25 @@ using session::JoinAnswer;
 using session::SessionCore;
 
 Attachment LocalDirectory::Attach(const vs::JoinRoomRequest& join,
-                                  std::shared_ptr<SessionCore> stream) {
+                                  std::shared_ptr<SessionCore> stream,
+                                  absl::string_view resume_token) {
   Attachment attachment;
+  if (std::optional<Held> held = TakeHeld(resume_token, join); held.has_value()) {
+    JoinAnswer now;
+    if (held->presence->Resume(stream, &now)) {
+      metrics::Increment(context_->counters->resumes);
+      now.resumed_session_id = held->session_id;
+      attachment.presence = held->presence;
+      attachment.answer = std::move(now);
+      return attachment;
+    }
+    // No longer joined (left for another reason meanwhile): a fresh join.
+  }
   std::shared_ptr<LocalPresence> joining;
   if (join.registered && join.customer_id.has_value()) {
     joining = AttachShared({join.performer_id, *join.customer_id}, join, stream, &attachment);
   } else {
-    joining = std::make_shared<LocalPresence>(context_, stream->id(), join);
+    joining = NewPresence(*stream, join);
   }
   if (joining != nullptr) {
     attachment.presence = joining;
@@ -61,7 +74,93 @@ std::shared_ptr<LocalPresence> LocalDirectory::NewShared(const PresenceKey& key,
                                                          const vs::JoinRoomRequest& join,
                                                          const SessionCore& first) {
   return std::make_shared<LocalPresence>(
-      context_, first.id(), join, [this, key](const LocalPresence* gone) { Forget(key, gone); });
+      context_, first.id(), join, [this, key](const LocalPresence* gone) { Forget(key, gone); },
+      [this](std::shared_ptr<LocalPresence> p, const SessionCore& s) { Hold(std::move(p), s); });
+}
+
+std::shared_ptr<LocalPresence> LocalDirectory::NewPresence(const SessionCore& first,
+                                                           const vs::JoinRoomRequest& join) {
+  return std::make_shared<LocalPresence>(
+      context_, first.id(), join, nullptr,
+      [this](std::shared_ptr<LocalPresence> p, const SessionCore& s) { Hold(std::move(p), s); });
+}
+
+void LocalDirectory::Hold(std::shared_ptr<LocalPresence> presence, const SessionCore& stream) {
+  const session::SessionIdentity& who = stream.identity();
+  metrics::Increment(context_->counters->holds_started);
+  {
+    absl::MutexLock lock(&mu_);
+    held_[who.resume_token] = Held{std::move(presence), who.session_id, who.performer_id,
+                                   who.customer_id,     who.registered, who.asked_nickname};
+  }
+  session::PingScheduler* scheduler = context_->scheduler;
+  scheduler->RunAt(scheduler->clock()->Now() + context_->resume_grace,
+                   [this, token = who.resume_token] { Expire(token); });
+}
+
+std::optional<LocalDirectory::Held> LocalDirectory::TakeHeld(absl::string_view resume_token,
+                                                             const vs::JoinRoomRequest& join) {
+  if (resume_token.empty()) return std::nullopt;
+  absl::MutexLock lock(&mu_);
+  auto it = held_.find(resume_token);
+  if (it == held_.end()) return std::nullopt;
+  const Held& h = it->second;
+  // The same viewer: the same room, and the same customer (a guest: the same
+  // nickname as asked). Anything else joins afresh and leaves the hold be.
+  bool same = h.performer_id == join.performer_id && h.registered == join.registered &&
+              h.customer_id == join.customer_id &&
+              (h.registered || h.asked_nickname == join.nickname);
+  if (!same) return std::nullopt;
+  Held held = std::move(it->second);
+  held_.erase(it);
+  return held;
+}
+
+void LocalDirectory::Expire(const std::string& token) {
+  std::shared_ptr<LocalPresence> presence;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = held_.find(token);
+    if (it == held_.end()) return;  // Resumed or ended already.
+    presence = std::move(it->second.presence);
+    held_.erase(it);
+  }
+  metrics::Increment(context_->counters->holds_expired);
+  presence->EndHold();
+}
+
+int LocalDirectory::EndHolds(int64_t customer_id, int64_t performer_id) {
+  std::vector<std::shared_ptr<LocalPresence>> ended;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = held_.begin(); it != held_.end();) {
+      const Held& h = it->second;
+      bool match =
+          h.customer_id == customer_id && (performer_id == 0 || h.performer_id == performer_id);
+      if (!match) {
+        ++it;
+        continue;
+      }
+      ended.push_back(std::move(it->second.presence));
+      held_.erase(it++);
+    }
+  }
+  for (const auto& presence : ended) presence->EndHold();
+  return static_cast<int>(ended.size());
+}
+
+void LocalDirectory::EndAllHolds() {
+  absl::flat_hash_map<std::string, Held> all;
+  {
+    absl::MutexLock lock(&mu_);
+    all.swap(held_);
+  }
+  for (auto& [token, held] : all) held.presence->EndHold();
+}
+
+int64_t LocalDirectory::held_sessions() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(held_.size());
 }
 
 void LocalDirectory::Forget(const PresenceKey& key, const LocalPresence* presence) {

@@ -14,10 +14,20 @@
 // VS round trip, or, while VS fails, as long as the leave is retried
 // (--leave_retry_window).
 //
+// Resume: with a grace (--resume_grace), a joined stream that is lost
+// (cancelled, connection gone) leaves its session held: the presence keeps
+// being pinged and is not left. The session's token, indexed here, lets one
+// later stream of the same viewer (same performer; same customer, or for a
+// guest the same nickname) take it over within the grace, once. When the
+// grace passes, a boot names the customer, or the server stops, the hold
+// ends, and the presence is left if nothing else holds it.
+//
 // Thread-safe. Lock order: the directory's, then a presence's.
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -45,9 +55,12 @@ class LocalDirectory final : public PresenceDirectory {
  public:
   explicit LocalDirectory(const PresenceContext* context) : context_(context) {}
 
-  Attachment Attach(const vs::JoinRoomRequest& join,
-                    std::shared_ptr<session::SessionCore> stream) override;
+  Attachment Attach(const vs::JoinRoomRequest& join, std::shared_ptr<session::SessionCore> stream,
+                    absl::string_view resume_token = {}) override;
+  int EndHolds(int64_t customer_id, int64_t performer_id) override;
+  void EndAllHolds() override;
   int64_t shared_presences() const override;
+  int64_t held_sessions() const override;
 
  private:
   // Attaches to the customer's presence in the room, creating it if needed.
@@ -60,9 +73,26 @@ class LocalDirectory final : public PresenceDirectory {
                                            const session::SessionCore& first);
   void Forget(const PresenceKey& key, const LocalPresence* presence);
 
+  // A session held for a resume.
+  struct Held {
+    std::shared_ptr<LocalPresence> presence;
+    std::string session_id;
+    int64_t performer_id = 0;
+    std::optional<int64_t> customer_id;
+    bool registered = false;
+    std::string asked_nickname;
+  };
+  void Hold(std::shared_ptr<LocalPresence> presence, const session::SessionCore& stream);
+  // The held session `resume_token` names, taken out, if `join` is its viewer's.
+  std::optional<Held> TakeHeld(absl::string_view resume_token, const vs::JoinRoomRequest& join);
+  void Expire(const std::string& token);
+  std::shared_ptr<LocalPresence> NewPresence(const session::SessionCore& first,
+                                             const vs::JoinRoomRequest& join);
+
   const PresenceContext* const context_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<PresenceKey, std::shared_ptr<LocalPresence>> shared_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Held> held_ ABSL_GUARDED_BY(mu_);  // By resume token.
 };
 
 }  // namespace presence::presences

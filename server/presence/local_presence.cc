@@ -12,8 +12,12 @@ using session::JoinAnswer;
 using session::SessionCore;
 
 LocalPresence::LocalPresence(const PresenceContext* context, std::string id,
-                             vs::JoinRoomRequest join, OnGone on_gone)
-    : context_(context), id_(std::move(id)), join_(std::move(join)), on_gone_(std::move(on_gone)) {}
+                             vs::JoinRoomRequest join, OnGone on_gone, OnHold on_hold)
+    : context_(context),
+      id_(std::move(id)),
+      join_(std::move(join)),
+      on_gone_(std::move(on_gone)),
+      on_hold_(std::move(on_hold)) {}
 
 std::optional<JoinAnswer> LocalPresence::Join(std::shared_ptr<SessionCore> first) {
   {
@@ -50,7 +54,7 @@ std::optional<JoinAnswer> LocalPresence::SendJoin(const SessionCore* caller) {
   absl::Status taken =
       context_->vs->JoinRoom(join_, [self](vs::VsResult result) { self->OnJoinResult(result); });
   if (taken.ok()) return std::nullopt;
-  JoinAnswer answer{vs::NotTaken(taken), ""};
+  JoinAnswer answer{vs::NotTaken(taken), "", ""};
   CountJoin(answer.result);
   if (context_->journal != nullptr) context_->journal->RecordLeft(id_);
   bool leave_now = false;
@@ -88,7 +92,7 @@ LocalPresence::Shared LocalPresence::Share(std::shared_ptr<SessionCore> stream, 
 
 void LocalPresence::OnJoinResult(const vs::VsResult& result) {
   CountJoin(result);
-  JoinAnswer answer{result, result.nickname.empty() ? join_.nickname : result.nickname};
+  JoinAnswer answer{result, result.nickname.empty() ? join_.nickname : result.nickname, ""};
   bool leave_now = false;
   std::vector<std::shared_ptr<SessionCore>> streams;
   {
@@ -137,14 +141,47 @@ void LocalPresence::CountJoin(const vs::VsResult& result) {
                context_->counters->joins_failed);
 }
 
-void LocalPresence::Detach(const SessionCore& stream) {
+void LocalPresence::Detach(const SessionCore& stream, Departure how) {
+  bool hold = false;
   {
     absl::MutexLock lock(&mu_);
     auto it = std::find_if(streams_.begin(), streams_.end(),
                            [&](const auto& s) { return s.get() == &stream; });
     if (it == streams_.end()) return;
     streams_.erase(it);
-    if (state_ != State::kJoined || !streams_.empty()) return;
+    hold = how == Departure::kLost && state_ == State::kJoined && on_hold_ != nullptr &&
+           context_->resume_grace > absl::ZeroDuration() && !stream.identity().resume_token.empty();
+    if (hold) {
+      ++held_;
+    } else if (state_ != State::kJoined || !streams_.empty() || held_ > 0) {
+      return;
+    } else {
+      state_ = State::kLeaving;
+    }
+  }
+  if (hold) {
+    on_hold_(shared_from_this(), stream);
+  } else {
+    StartLeave(LeaveSender::Kind::kLeave);
+  }
+}
+
+bool LocalPresence::Resume(std::shared_ptr<SessionCore> stream, JoinAnswer* now) {
+  absl::MutexLock lock(&mu_);
+  if (state_ != State::kJoined || held_ == 0) return false;
+  --held_;
+  streams_.push_back(std::move(stream));
+  now->result.outcome = vs::VsOutcome::kAccepted;
+  now->display_nickname = display_nickname_;
+  return true;
+}
+
+void LocalPresence::EndHold() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (held_ == 0) return;
+    --held_;
+    if (state_ != State::kJoined || !streams_.empty() || held_ > 0) return;
     state_ = State::kLeaving;
   }
   StartLeave(LeaveSender::Kind::kLeave);

@@ -19,6 +19,7 @@
 //
 // Thread-safe.
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,11 +38,14 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
  public:
   // Runs once when the presence reaches kGone (its directory forgets it).
   using OnGone = absl::AnyInvocable<void(const LocalPresence*) &&>;
+  // Runs when a lost stream's session is held for a resume (the directory
+  // indexes its token and arms the grace timer).
+  using OnHold = std::function<void(std::shared_ptr<LocalPresence>, const session::SessionCore&)>;
 
   // `id` names the presence in the journal and the log (its first stream's
   // session id).
   LocalPresence(const PresenceContext* context, std::string id, vs::JoinRoomRequest join,
-                OnGone on_gone = nullptr);
+                OnGone on_gone = nullptr, OnHold on_hold = nullptr);
 
   // The first stream: sends joinRoom. Returns the answer when VS would not
   // take the request; the other streams attached by then hear it too.
@@ -59,8 +63,14 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   // kWaiting: the answer comes with the join's. kLeaving, kGone: not attached.
   Shared Share(std::shared_ptr<session::SessionCore> stream, session::JoinAnswer* now);
 
-  void Detach(const session::SessionCore& stream) override;
+  void Detach(const session::SessionCore& stream, Departure how) override;
   void SendPing() override;
+
+  // A held session is taken over by `stream`: false when the presence is
+  // no longer joined. Otherwise `*now` is its answer.
+  bool Resume(std::shared_ptr<session::SessionCore> stream, session::JoinAnswer* now);
+  // A hold ended without a resume (grace over, boot, shutdown).
+  void EndHold();
 
   const std::string& id() const { return id_; }
 
@@ -88,11 +98,13 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   const std::string id_;
   const vs::JoinRoomRequest join_;
   OnGone on_gone_;
+  const OnHold on_hold_;
 
   mutable absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kJoining;
   std::vector<std::shared_ptr<session::SessionCore>> streams_ ABSL_GUARDED_BY(mu_);
   std::vector<absl::AnyInvocable<void() &&>> after_gone_ ABSL_GUARDED_BY(mu_);
+  int held_ ABSL_GUARDED_BY(mu_) = 0;  // Sessions held for a resume.
   // Written once, when the join is accepted (before kJoined is visible).
   std::string display_nickname_;
 };

@@ -141,8 +141,8 @@ TEST_F(LocalPresenceTest, AGuestJoinsAndLeavesOnce) {
   ASSERT_TRUE(answer.has_value());
   EXPECT_TRUE(answer->result.accepted());
   EXPECT_TRUE(absl::StartsWith(answer->display_nickname, "bob_"));
-  a.presence->Detach(*s.core);
-  a.presence->Detach(*s.core);  // A second detach of the same stream is nothing.
+  a.presence->Detach(*s.core, Departure::kLeft);
+  a.presence->Detach(*s.core, Departure::kLeft);  // A second detach of the same stream is nothing.
   ASSERT_TRUE(sim_.WaitForCount("leaveRoom", 1, kWait));
   auto leaves = sim_.Requests("leaveRoom");
   ASSERT_EQ(leaves.size(), 1u);
@@ -171,9 +171,9 @@ TEST_F(LocalPresenceTest, ACustomersStreamsShareOneJoinAndTheLastOneLeaves) {
   EXPECT_EQ(a2.answer->display_nickname, first->display_nickname);
   EXPECT_EQ(a1.presence, a2.presence);
   EXPECT_EQ(counters_.joins_shared.load(), 1);
-  a1.presence->Detach(*s1.core);
+  a1.presence->Detach(*s1.core, Departure::kLeft);
   EXPECT_EQ(sim_.Count("leaveRoom"), 0);
-  a2.presence->Detach(*s2.core);
+  a2.presence->Detach(*s2.core, Departure::kLeft);
   ASSERT_TRUE(sim_.WaitForCount("leaveRoom", 1, kWait));
   EXPECT_EQ(sim_.Count("joinRoom"), 1);
 }
@@ -196,7 +196,7 @@ TEST_F(LocalPresenceTest, AJoinAcceptedAfterItsOnlyStreamEndedIsLeftAtOnce) {
   sim_.AddFault(Slow("joinRoom", absl::Milliseconds(300)));
   Stream s = NewStream("s1");
   Attachment a = directory_.Attach(Customer(7, 42), s.core);
-  a.presence->Detach(*s.core);
+  a.presence->Detach(*s.core, Departure::kLeft);
   ASSERT_TRUE(sim_.WaitForCount("leaveRoom", 1, kWait));
   EXPECT_EQ(s.fake->answers(), 0);
   auto joins = sim_.Requests("joinRoom");
@@ -216,8 +216,8 @@ TEST_F(LocalPresenceTest, ARefusedJoinIsRefusedForEveryWaitingStreamAndNeverLeft
   ASSERT_TRUE(one.has_value() && two.has_value());
   EXPECT_EQ(one->result.outcome, vs::VsOutcome::kRejected);
   EXPECT_EQ(two->result.outcome, vs::VsOutcome::kRejected);
-  a1.presence->Detach(*s1.core);
-  a2.presence->Detach(*s2.core);
+  a1.presence->Detach(*s1.core, Departure::kLeft);
+  a2.presence->Detach(*s2.core, Departure::kLeft);
   vs_->Drain(absl::Now() + kWait);
   EXPECT_EQ(sim_.Count("leaveRoom"), 0);
   EXPECT_EQ(directory_.shared_presences(), 0);
@@ -263,7 +263,7 @@ TEST_F(LocalPresenceTest, ACustomerArrivingWhileTheLastLeaveIsAtVsJoinsAfterIt) 
   Attachment a1 = directory_.Attach(Customer(7, 42), s1.core);
   ASSERT_TRUE(AnswerOf(a1, s1).has_value());
   sim_.AddFault(Slow("leaveRoom", absl::Milliseconds(300)));
-  a1.presence->Detach(*s1.core);
+  a1.presence->Detach(*s1.core, Departure::kLeft);
   Stream s2 = NewStream("s2"), s3 = NewStream("s3");
   Attachment a2 = directory_.Attach(Customer(7, 42), s2.core);
   Attachment a3 = directory_.Attach(Customer(7, 42), s3.core);  // Shares the waiting one.

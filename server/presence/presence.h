@@ -19,18 +19,26 @@
 #include <memory>
 #include <optional>
 
+#include "absl/strings/string_view.h"
 #include "server/session/ping_scheduler.h"
 #include "server/session/session_core.h"
 #include "server/vs/vs_client.h"
 
 namespace presence::presences {
 
+// How a stream ended, as far as its presence is concerned.
+enum class Departure {
+  kLeft,  // `leave`, half-close, an error, a boot: the presence may go now.
+  kLost,  // Cancelled, connection lost: with a resume grace, it is held.
+};
+
 class Presence : public session::PingTarget {
  public:
-  // `stream` ended, however it ended. The last stream out sends leaveRoom; a
-  // stream detached while the join is at VS is left when VS accepts it.
+  // `stream` ended. The last stream out sends leaveRoom, unless a lost
+  // stream's session is held for a resume (then it goes when the hold ends);
+  // a stream detached while the join is at VS is left when VS accepts it.
   // Call once per attached stream.
-  virtual void Detach(const session::SessionCore& stream) = 0;
+  virtual void Detach(const session::SessionCore& stream, Departure how) = 0;
 };
 
 struct Attachment {
@@ -46,12 +54,22 @@ class PresenceDirectory {
  public:
   virtual ~PresenceDirectory() = default;
 
-  // Attaches a stream that sent a valid join.
+  // Attaches a stream that sent a valid join; with a `resume_token` that
+  // names a held session of the same viewer, it takes that session over.
   virtual Attachment Attach(const vs::JoinRoomRequest& join,
-                            std::shared_ptr<session::SessionCore> stream) = 0;
+                            std::shared_ptr<session::SessionCore> stream,
+                            absl::string_view resume_token = {}) = 0;
+
+  // Ends the holds of a customer's sessions (VS booted them); performer 0:
+  // every room. Returns how many.
+  virtual int EndHolds(int64_t customer_id, int64_t performer_id) = 0;
+  // Ends every hold (the server stops and cannot hand them over).
+  virtual void EndAllHolds() = 0;
 
   // Shared presences held (joining, joined or leaving).
   virtual int64_t shared_presences() const = 0;
+  // Sessions held for a resume.
+  virtual int64_t held_sessions() const = 0;
 };
 
 }  // namespace presence::presences

@@ -4,6 +4,7 @@
 // What every presence uses: the VS client, the ping scheduler, the journal,
 // the one leave sender, the counters. Set once at start-up, read-only after.
 
+#include "absl/time/time.h"
 #include "server/journal/session_journal.h"
 #include "server/metrics/gateway_counters.h"
 #include "server/session/ping_scheduler.h"
@@ -20,6 +21,8 @@ struct PresenceContext {
   journal::SessionJournal* journal = nullptr;
   LeaveSender* leaves = nullptr;
   metrics::GatewayCounters* counters = nullptr;
+  // How long a lost stream's session is held for a resume; 0: not at all.
+  absl::Duration resume_grace = absl::ZeroDuration();
 };
 
 inline void CountOutcome(const vs::VsResult& result, std::atomic<int64_t>& accepted,

@@ -33,6 +33,8 @@ struct ServiceContext {
   double max_messages_per_second = 20;
   // How long a stream's `credits` is retried before success:false.
   absl::Duration credits_retry_window = absl::Seconds(10);
+  // With a resume grace, each Joined carries a resume token.
+  absl::Duration resume_grace = absl::ZeroDuration();
   // A stream that sends no join within this is ended DEADLINE_EXCEEDED.
   absl::Duration join_timeout = absl::Seconds(10);
   // A unary UpdateCredits stops retrying this long before its deadline, so

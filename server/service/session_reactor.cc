@@ -1,5 +1,7 @@
 #include "server/service/session_reactor.h"
 
+#include <sys/random.h>
+
 #include <utility>
 
 #include "absl/random/random.h"
@@ -20,6 +22,18 @@ using presence::v1::SessionResponse;
 std::string NewSessionId() {
   thread_local absl::BitGen gen;
   return absl::StrFormat("%016x", absl::Uniform<uint64_t>(gen));
+}
+
+// 128 bits from the kernel's CSPRNG, as hex: a resume token must not be
+// guessable from other tokens or session ids.
+std::string NewResumeToken() {
+  uint64_t words[2] = {0, 0};
+  size_t got = 0;
+  while (got < sizeof(words)) {
+    ssize_t n = getrandom(reinterpret_cast<char*>(words) + got, sizeof(words) - got, 0);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  return absl::StrFormat("%016x%016x", words[0], words[1]);
 }
 
 const char* EventName(SessionRequest::EventCase event) {
@@ -60,6 +74,7 @@ grpc::Status ShuttingDown() {
 
 SessionReactor::SessionReactor(ServiceContext* context, grpc::CallbackServerContext* call)
     : context_(context),
+      call_(call),
       core_(std::make_shared<session::SessionCore>(NewSessionId(), this)),
       started_(context->clock->Now()) {
   absl::MutexLock lock(&mu_);
@@ -132,6 +147,7 @@ void SessionReactor::EnterJoiningLocked() {
   identity.performer_id = join_.performer_id;
   identity.customer_id = join_.customer_id;
   identity.registered = join_.registered;
+  identity.asked_nickname = join_.nickname;
   core_->set_identity(std::move(identity));
   context_->registry->AddJoining(core_);
 }
@@ -143,7 +159,9 @@ void SessionReactor::EnterJoinedLocked() {
                   context_->clock);
   SessionResponse joined;
   joined.mutable_joined()->set_nickname(core_->identity().display_nickname);
-  joined.mutable_joined()->set_session_id(core_->id());
+  joined.mutable_joined()->set_session_id(core_->identity().session_id);
+  joined.mutable_joined()->set_resume_token(core_->identity().resume_token);
+  joined.mutable_joined()->set_resumed(resumed_);
   WriteLocked(std::move(joined));
   if (context_->draining.load(std::memory_order_relaxed)) {
     EndLocked(ShuttingDown());
@@ -156,7 +174,7 @@ void SessionReactor::EnterEndingLocked(State from) {
   join_alarm_.reset();
   if (from == State::kJoining) context_->registry->RemoveJoining(*core_);
   if (from == State::kJoined) context_->registry->RemoveJoined(*core_);
-  if (presence_ != nullptr) presence_->Detach(*core_);
+  if (presence_ != nullptr) presence_->Detach(*core_, departure_);
   if (cancelled_) queued_.clear();  // Nobody will read it.
   log::Info("session_ended",
             {{"session", core_->id()},
@@ -185,8 +203,12 @@ void SessionReactor::MaybeFinishLocked() {
 void SessionReactor::OnReadDone(bool ok) {
   absl::MutexLock lock(&mu_);
   if (!ok) {
-    // The client half-closed, or the call is broken (OnCancel follows).
-    if (state_ == State::kJoined) {
+    // The client half-closed, or the call is broken: then OnCancel follows,
+    // but it may come second, so the call is asked.
+    if (call_->IsCancelled()) {
+      departure_ = presences::Departure::kLost;
+      EndLocked(grpc::Status::CANCELLED);
+    } else if (state_ == State::kJoined) {
       EndWithLeftLocked();
     } else {
       // gRPC reports a message it cannot parse (a proto3 string that is not
@@ -210,6 +232,7 @@ void SessionReactor::OnWriteDone(bool ok) {
   in_flight_.reset();
   if (!ok) {
     queued_.clear();
+    departure_ = presences::Departure::kLost;
     EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the stream broke while writing"));
   } else if (!queued_.empty()) {
     in_flight_ = std::move(queued_.front());
@@ -223,6 +246,7 @@ void SessionReactor::OnWriteDone(bool ok) {
 void SessionReactor::OnCancel() {
   absl::MutexLock lock(&mu_);
   cancelled_ = true;
+  departure_ = presences::Departure::kLost;
   EndLocked(grpc::Status::CANCELLED);
 }
 
@@ -254,13 +278,15 @@ void SessionReactor::HandleJoinLocked() {
     return;
   }
   join_ = ToJoinRoom(request_.join());
+  resume_token_ = request_.join().resume_token();
   request_.Clear();  // Frees the Join while the session lives.
   EnterLocked(State::kJoining);
   log::Debug("session_joining", {{"session", core_->id()},
                                  {"performer", absl::StrCat(join_.performer_id)},
                                  {"nickname", join_.nickname},
                                  {"ip", join_.ip_address}});
-  presences::Attachment attached = context_->presences->Attach(join_, core_);
+  presences::Attachment attached =
+      context_->presences->Attach(join_, core_, std::exchange(resume_token_, ""));
   presence_ = std::move(attached.presence);
   if (attached.answer.has_value()) HandleJoinAnswerLocked(*attached.answer);
 }
@@ -280,9 +306,14 @@ void SessionReactor::HandleJoinAnswerLocked(const session::JoinAnswer& answer) {
     EndLocked(ToGrpcStatus(answer.result.status));
     return;
   }
-  core_->set_joined(answer.display_nickname, absl::Now());
-  log::Info("session_joined",
-            {{"session", core_->id()}, {"performer", performer}, {"outcome", "accepted"}});
+  resumed_ = !answer.resumed_session_id.empty();
+  core_->set_joined(answer.display_nickname, absl::Now(),
+                    resumed_ ? answer.resumed_session_id : core_->id(),
+                    context_->resume_grace > absl::ZeroDuration() ? NewResumeToken() : "");
+  log::Info("session_joined", {{"session", core_->id()},
+                               {"performer", performer},
+                               {"outcome", "accepted"},
+                               {"resumed", resumed_ ? core_->identity().session_id : "no"}});
   EnterLocked(State::kJoined);
 }
 

@@ -87,6 +87,7 @@ class SessionReactor final
   void WriteLocked(presence::v1::SessionResponse response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ServiceContext* const context_;
+  grpc::CallbackServerContext* const call_;  // Valid until OnDone.
   const std::shared_ptr<session::SessionCore> core_;
   const absl::Time started_;  // Of context_->clock.
 
@@ -95,6 +96,10 @@ class SessionReactor final
   grpc::Status end_status_ ABSL_GUARDED_BY(mu_);  // Set on entering kEnding.
   bool counted_ ABSL_GUARDED_BY(mu_) = false;     // Holds a slot of --max_sessions.
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  // Lost (cancelled, broken) rather than left: the session may be held.
+  presences::Departure departure_ ABSL_GUARDED_BY(mu_) = presences::Departure::kLeft;
+  std::string resume_token_ ABSL_GUARDED_BY(mu_);  // From the join; never logged.
+  bool resumed_ ABSL_GUARDED_BY(mu_) = false;      // Took over a held session.
   // The client stopped reading: Finish without waiting for queued writes.
   bool abandon_writes_ ABSL_GUARDED_BY(mu_) = false;
   // Armed while kAwaitingJoin (--join_timeout).

@@ -11,7 +11,27 @@ constexpr size_t kMaxBatch = 1024;
 // The longest the thread sleeps without looking at the heap again.
 constexpr absl::Duration kMaxWait = absl::Milliseconds(50);
 
+// A target that is "pinged" once: it runs its function and closes, so the
+// heap drops it at its next due time.
+class OneShot final : public PingTarget {
+ public:
+  explicit OneShot(absl::AnyInvocable<void() &&> fn) : fn_(std::move(fn)) {}
+  void SendPing() override {
+    Close();
+    std::move(fn_)();
+    PingDone();
+  }
+
+ private:
+  absl::AnyInvocable<void() &&> fn_;
+};
+
 }  // namespace
+
+void PingScheduler::RunAt(absl::Time at, absl::AnyInvocable<void() &&> fn) {
+  // Add schedules one interval after the time it is given.
+  Add(std::make_shared<OneShot>(std::move(fn)), at - interval_);
+}
 
 PingScheduler::PingScheduler(absl::Duration interval, const base::Clock* clock, Mode mode)
     : interval_(interval), clock_(clock) {

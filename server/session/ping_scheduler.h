@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/base/clock.h"
@@ -87,6 +88,11 @@ class PingScheduler {
   // Schedules `target`'s first ping one interval after `joined_at` (a time
   // of clock()).
   void Add(std::shared_ptr<PingTarget> target, absl::Time joined_at);
+
+  // Runs `fn` once, on the scheduler thread, at `at` (a time of clock()).
+  // For timers that are not pings (a resume grace running out); `fn` must
+  // not block.
+  void RunAt(absl::Time at, absl::AnyInvocable<void() &&> fn);
 
   // Sends every ping due by clock()->Now(). The thread's work; called
   // directly in manual mode.

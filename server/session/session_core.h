@@ -29,8 +29,13 @@ struct SessionIdentity {
   int64_t performer_id = 0;
   std::optional<int64_t> customer_id;
   bool registered = false;
+  std::string asked_nickname;    // As the join gave it.
   std::string display_nickname;  // As VS returned it.
   absl::Time joined_at;          // Calendar time, for GetRoom.
+  // The id the client sees (a resumed session keeps its first stream's).
+  std::string session_id;
+  // Takes this session over after its stream is lost; empty: resume is off.
+  std::string resume_token;
 };
 
 // The answer to a stream's join: VS's result, and the display nickname every
@@ -38,6 +43,8 @@ struct SessionIdentity {
 struct JoinAnswer {
   vs::VsResult result;
   std::string display_nickname;
+  // Set when the stream resumed a held session: that session's id.
+  std::string resumed_session_id;
 };
 
 // What reaches a live stream from elsewhere. Implemented by the gRPC
@@ -65,9 +72,12 @@ class SessionCore {
   const std::string& id() const { return id_; }
 
   void set_identity(SessionIdentity identity) { identity_ = std::move(identity); }
-  void set_joined(std::string display_nickname, absl::Time joined_at) {
+  void set_joined(std::string display_nickname, absl::Time joined_at, std::string session_id,
+                  std::string resume_token) {
     identity_.display_nickname = std::move(display_nickname);
     identity_.joined_at = joined_at;
+    identity_.session_id = std::move(session_id);
+    identity_.resume_token = std::move(resume_token);
   }
   const SessionIdentity& identity() const { return identity_; }
 
