@@ -48,8 +48,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "join failed: %s\n", viewer.status().ToString().c_str());
     return 1;
   }
-  std::printf("joined as %s (session %s)\n", (*viewer)->display_nickname().c_str(),
-              (*viewer)->session_id().c_str());
+  std::printf("joined as %s (session %s, resumed: %s)\n", (*viewer)->display_nickname().c_str(),
+              (*viewer)->session_id().c_str(), (*viewer)->resumed() ? "yes" : "no");
   std::fflush(stdout);
   int signal_number = 0;
   sigwait(&signals, &signal_number);

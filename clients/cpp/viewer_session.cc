@@ -83,6 +83,11 @@ std::string ViewerSession::session_id() const {
   return session_id_;
 }
 
+bool ViewerSession::resumed() const {
+  absl::MutexLock lock(&mu_);
+  return resumed_;
+}
+
 int ViewerSession::reconnects() const {
   absl::MutexLock lock(&mu_);
   return reconnects_;
@@ -162,6 +167,10 @@ void ViewerSession::Run() {
         case SessionResponse::kJoined:
           nickname_ = response.joined().nickname();
           session_id_ = response.joined().session_id();
+          resumed_ = response.joined().resumed();
+          // Every reconnect carries it: a server holding the session takes
+          // it back without a leave or a join at VS.
+          join_.mutable_join()->set_resume_token(response.joined().resume_token());
           joined_ = true;
           backoff = options_.initial_backoff;
           break;

@@ -68,6 +68,9 @@ class ViewerSession {
 
   std::string display_nickname() const;
   std::string session_id() const;
+  // Whether the latest join took over the session the server held after a
+  // lost stream (VS saw no leave and no join).
+  bool resumed() const;
   int reconnects() const;
 
   // Reports activity: postpones the next pingRoom.
@@ -84,7 +87,8 @@ class ViewerSession {
   absl::Status Write(const presence::v1::SessionRequest& request);
 
   const std::unique_ptr<presence::v1::Presence::Stub> stub_;
-  const presence::v1::SessionRequest join_;
+  // The join; after a Joined it carries that session's resume token.
+  presence::v1::SessionRequest join_ ABSL_GUARDED_BY(mu_);
   const ViewerOptions options_;
 
   mutable absl::Mutex mu_;
@@ -97,6 +101,7 @@ class ViewerSession {
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   std::string nickname_ ABSL_GUARDED_BY(mu_);
   std::string session_id_ ABSL_GUARDED_BY(mu_);
+  bool resumed_ ABSL_GUARDED_BY(mu_) = false;
   int reconnects_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<presence::v1::CreditsUpdated> credits_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;

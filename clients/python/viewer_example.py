@@ -38,7 +38,9 @@ def main():
     except PresenceError as err:
         print("join failed: %s" % err, file=sys.stderr, flush=True)
         return 1
-    print("joined as %s (session %s)" % (nickname, viewer.session_id), flush=True)
+    print("joined as %s (session %s, resumed: %s)" % (nickname, viewer.session_id,
+                                                      "yes" if viewer.resumed else "no"),
+          flush=True)
     stop.wait()
     viewer.close()
     print("left", flush=True)

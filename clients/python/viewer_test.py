@@ -96,5 +96,37 @@ class ViewerSessionTest(unittest.TestCase):
         urllib.request.urlopen(req, timeout=5).read()
 
 
+
+class ResumeTest(unittest.TestCase):
+    """With --resume_grace, a helper whose connection dies reconnects with its
+    token and takes its session back: VS sees no leave and no second join."""
+
+    def setUp(self):
+        self.gw = harness.Gateway(ping_interval="300ms", extra_flags=["--resume_grace=10s"])
+        self.proxy = harness.Proxy(self.gw.address)
+
+    def tearDown(self):
+        self.proxy.close()
+        self.gw.stop()
+
+    def test_a_cut_connection_is_resumed_without_a_leave_or_a_join(self):
+        with ViewerSession(self.proxy.address, performer_id=42, nickname="bob",
+                           ip_address="203.0.113.5", customer_id=7, registered=True,
+                           initial_backoff=0.05) as v:
+            first_nickname, first_session = v.display_nickname, v.session_id
+            self.assertEqual(len(v.resume_token), 32)
+            self.assertFalse(v.resumed)
+            self.proxy.cut()
+            deadline = time.time() + 10
+            while not (v.reconnects >= 1 and v.resumed) and time.time() < deadline:
+                time.sleep(0.02)
+            self.assertTrue(v.resumed)
+            self.assertEqual(v.display_nickname, first_nickname)
+            self.assertEqual(v.session_id, first_session)
+        self.gw.wait_count("leaveRoom", 1)
+        self.assertEqual(len(self.gw.requests("joinRoom")), 1)
+        self.assertEqual(len(self.gw.requests("leaveRoom")), 1)
+
+
 if __name__ == "__main__":
     unittest.main()

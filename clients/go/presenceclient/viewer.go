@@ -62,16 +62,20 @@ type Viewer struct {
 	join   *presencev1.SessionRequest
 	opts   Options
 
-	mu         sync.Mutex
-	stream     presencev1.Presence_SessionClient
-	cancel     context.CancelFunc
-	nickname   string
-	sessionID  string
-	closing    bool
-	reconnects int
-	credits    chan *presencev1.CreditsUpdated
-	joined     chan error // first join outcome
-	done       chan struct{}
+	mu        sync.Mutex
+	stream    presencev1.Presence_SessionClient
+	cancel    context.CancelFunc
+	nickname  string
+	sessionID string
+	// The last Joined's resume token (a secret: never log it) and whether
+	// that join took a held session over.
+	resumeToken string
+	resumed     bool
+	closing     bool
+	reconnects  int
+	credits     chan *presencev1.CreditsUpdated
+	joined      chan error // first join outcome
+	done        chan struct{}
 }
 
 // Open joins and returns once VS accepted the join, or with the error.
@@ -110,6 +114,10 @@ func (v *Viewer) DisplayNickname() string { v.mu.Lock(); defer v.mu.Unlock(); re
 
 // SessionID is the gateway's id for the current session.
 func (v *Viewer) SessionID() string { v.mu.Lock(); defer v.mu.Unlock(); return v.sessionID }
+
+// Resumed reports whether the latest join took over the session the server
+// held after a lost stream (VS saw no leave and no join).
+func (v *Viewer) Resumed() bool { v.mu.Lock(); defer v.mu.Unlock(); return v.resumed }
 
 // Reconnects counts the joins made again after UNAVAILABLE.
 func (v *Viewer) Reconnects() int { v.mu.Lock(); defer v.mu.Unlock(); return v.reconnects }
@@ -192,6 +200,11 @@ func (v *Viewer) run() {
 		ctx, cancel := context.WithCancel(context.Background())
 		stream, err := v.client.Session(ctx)
 		if err == nil {
+			// Every reconnect carries the last Joined's resume token: a server
+			// holding the session takes it back without a leave or a join at VS.
+			v.mu.Lock()
+			v.join.GetJoin().ResumeToken = v.resumeToken
+			v.mu.Unlock()
 			err = stream.Send(v.join)
 		}
 		if err == nil {
@@ -248,6 +261,7 @@ func (v *Viewer) receive(stream presencev1.Presence_SessionClient, backoff *time
 		case *presencev1.SessionResponse_Joined:
 			v.mu.Lock()
 			v.nickname, v.sessionID = ev.Joined.Nickname, ev.Joined.SessionId
+			v.resumeToken, v.resumed = ev.Joined.ResumeToken, ev.Joined.Resumed
 			v.mu.Unlock()
 			*backoff = v.opts.InitialBackoff
 			report(nil)

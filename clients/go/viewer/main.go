@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	presencev1 "presence/gen/go/presence/v1"
 	"presence/clients/go/presenceclient"
+	presencev1 "presence/gen/go/presence/v1"
 )
 
 func main() {
@@ -45,7 +45,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "join failed:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("joined as %s (session %s)\n", v.DisplayNickname(), v.SessionID())
+	resumed := "no"
+	if v.Resumed() {
+		resumed = "yes"
+	}
+	fmt.Printf("joined as %s (session %s, resumed: %s)\n", v.DisplayNickname(), v.SessionID(), resumed)
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	<-signals

@@ -69,6 +69,9 @@ class ViewerSession:
         self._credits_replies = queue.Queue()
         self._error = None
         self.display_nickname = None
+        # The last Joined's resume token (never logged) and whether it resumed.
+        self.resume_token = None
+        self.resumed = False
         self.session_id = None
         self.reconnects = 0
         self._thread = None
@@ -125,6 +128,10 @@ class ViewerSession:
         try:
             while True:
                 requests = queue.Queue()
+                # After the first join, every reconnect carries the session's
+                # resume token: a server holding the session takes it back
+                # without a leave or a join at VS.
+                self._join.join.resume_token = self.resume_token or ""
                 requests.put(self._join)
                 with self._lock:
                     if self._closing:
@@ -162,6 +169,8 @@ class ViewerSession:
         if kind == "joined":
             self.display_nickname = response.joined.nickname
             self.session_id = response.joined.session_id
+            self.resume_token = response.joined.resume_token
+            self.resumed = response.joined.resumed
             self._joined.set()
         elif kind == "credits_updated":
             self._credits_replies.put(response.credits_updated)
