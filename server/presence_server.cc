@@ -152,14 +152,34 @@ absl::Status PresenceServer::StartAdmin(const PresenceServerOptions& options) {
 }
 
 void PresenceServer::RecoverFromJournal(absl::Duration timeout) {
-  const auto& unfinished = journal_->unfinished();
-  if (unfinished.empty()) return;
+  if (journal_->unfinished().empty()) return;
+  std::vector<journal::JournaledSession> to_leave;
+  int64_t restored = 0;
+  for (const journal::JournaledSession& s : journal_->unfinished()) {
+    // Handed over by the previous run for a resume: held again, not left.
+    if (s.confirmed && presences_->Restore(s, journal_->holds())) {
+      ++restored;
+    } else {
+      to_leave.push_back(s);
+    }
+  }
+  int64_t answered = LeaveAll(to_leave, timeout);
+  journal_->Sync();
+  log::Info("recovered",
+            {{"sessions_left_open_by_last_run", absl::StrCat(journal_->unfinished().size())},
+             {"held_again_for_resume", absl::StrCat(restored)},
+             {"leaves_answered", absl::StrCat(answered)},
+             {"open_after", absl::StrCat(journal_->open_sessions())}});
+}
+
+int64_t PresenceServer::LeaveAll(const std::vector<journal::JournaledSession>& sessions,
+                                 absl::Duration timeout) {
   struct Countdown {
     absl::Mutex mu;
     int64_t answered ABSL_GUARDED_BY(mu) = 0;
   };
   auto countdown = std::make_shared<Countdown>();
-  for (const journal::JournaledSession& s : unfinished) {
+  for (const journal::JournaledSession& s : sessions) {
     // A join that was at VS when the run ended is taken back as a
     // best-effort leave, with the nickname it asked for.
     leaves_->Send(s.session_id, vs::RoomPresence{s.performer_id, s.customer_id, s.nickname},
@@ -170,20 +190,13 @@ void PresenceServer::RecoverFromJournal(absl::Duration timeout) {
                     ++countdown->answered;
                   });
   }
-  const int64_t total = static_cast<int64_t>(unfinished.size());
-  int64_t answered = 0;
-  {
-    absl::MutexLock lock(&countdown->mu);
-    auto all_answered = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(countdown->mu) {
-      return countdown->answered >= total;
-    };
-    countdown->mu.AwaitWithTimeout(absl::Condition(&all_answered), timeout);
-    answered = countdown->answered;
-  }
-  journal_->Sync();
-  log::Info("recovered", {{"sessions_left_open_by_last_run", absl::StrCat(total)},
-                          {"leaves_answered", absl::StrCat(answered)},
-                          {"open_after", absl::StrCat(journal_->open_sessions())}});
+  const int64_t total = static_cast<int64_t>(sessions.size());
+  absl::MutexLock lock(&countdown->mu);
+  auto all_answered = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(countdown->mu) {
+    return countdown->answered >= total;
+  };
+  countdown->mu.AwaitWithTimeout(absl::Condition(&all_answered), timeout);
+  return countdown->answered;
 }
 
 void PresenceServer::TrimMemoryLoop() {
@@ -209,9 +222,19 @@ bool PresenceServer::Shutdown(absl::Time deadline) {
   if (shut_down_) return true;
   shut_down_ = true;
   server_->GetHealthCheckService()->SetServingStatus(false);
+  // With a resume grace and a journal, the next start of this server takes
+  // the sessions over: the drain holds them, and the holds are written down
+  // instead of left. Otherwise they are left, as every session is.
+  const bool hand_over =
+      journal_ != nullptr && presence_context_.resume_grace > absl::ZeroDuration();
+  context_.drain_holds.store(hand_over);
   service_->BeginDrain();
-  // Held sessions cannot be handed to another process yet: they are left.
-  presences_->EndAllHolds();
+  if (hand_over) {
+    int handed = presences_->HandOverHolds();
+    log::Info("handed_over", {{"held_sessions", absl::StrCat(handed)}});
+  } else {
+    presences_->EndAllHolds();
+  }
   // The listener stays up while VS takes the leaves, so a stream or call that
   // arrives now is refused UNAVAILABLE (retry elsewhere) rather than cancelled.
   vs_->Drain(deadline);

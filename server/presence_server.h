@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
@@ -112,8 +113,12 @@ class PresenceServer {
   absl::Status StartGrpc(const PresenceServerOptions& options);
   absl::Status StartAdmin(const PresenceServerOptions& options);
 
-  // Leaves the sessions a crashed run left open (from the journal).
+  // Leaves the sessions a crashed run left open (from the journal), and
+  // holds again those a stopped run handed over for a resume.
   void RecoverFromJournal(absl::Duration timeout);
+  // Sends their leaves; waits at most `timeout` for the answers and returns
+  // how many came.
+  int64_t LeaveAll(const std::vector<journal::JournaledSession>& sessions, absl::Duration timeout);
 
   // Returns freed memory to the system after many sessions end: glibc keeps
   // it in its arenas otherwise, and RSS after a peak would never come down.

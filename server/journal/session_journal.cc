@@ -67,11 +67,50 @@ int LockDirectory(const std::string& dir) {
 }  // namespace
 
 std::string JoinLine(const JournaledSession& s) { return SessionLine("J", s); }
+
+std::string HoldLine(const JournaledHold& h) {
+  return absl::StrCat("H ", h.presence_id, " ", h.token, " ", h.session_id, " ", h.performer_id,
+                      " ", h.customer_id.has_value() ? absl::StrCat(*h.customer_id) : "-", " ",
+                      h.registered ? 1 : 0, " ", vs::FormEscape(h.asked_nickname), " ",
+                      absl::ToUnixMillis(h.expires), "\n");
+}
+
+namespace {
+
+std::optional<JournalRecord> ParseHold(const std::vector<std::string>& parts) {
+  JournalRecord record;
+  record.kind = JournalRecord::Kind::kHold;
+  JournaledHold& h = record.hold;
+  h.presence_id = parts[1];
+  h.token = parts[2];
+  h.session_id = parts[3];
+  int64_t expires_ms = 0;
+  if (h.presence_id.empty() || h.token.empty() || h.session_id.empty() ||
+      !absl::SimpleAtoi(parts[4], &h.performer_id) || !absl::SimpleAtoi(parts[8], &expires_ms) ||
+      (parts[6] != "0" && parts[6] != "1")) {
+    return std::nullopt;
+  }
+  if (parts[5] != "-") {
+    int64_t customer = 0;
+    if (!absl::SimpleAtoi(parts[5], &customer)) return std::nullopt;
+    h.customer_id = customer;
+  }
+  h.registered = parts[6] == "1";
+  absl::StatusOr<std::string> nickname = vs::FormUnescape(parts[7]);
+  if (!nickname.ok()) return std::nullopt;
+  h.asked_nickname = *std::move(nickname);
+  h.expires = absl::FromUnixMillis(expires_ms);
+  record.session.session_id = h.presence_id;
+  return record;
+}
+
+}  // namespace
 std::string IntentLine(const JournaledSession& s) { return SessionLine("I", s); }
 
 std::optional<JournalRecord> ParseJournalLine(const std::string& line) {
   std::vector<std::string> parts = absl::StrSplit(line, ' ');
   JournalRecord record;
+  if (parts.size() == 9 && parts[0] == "H") return ParseHold(parts);
   if (parts.size() == 2 && parts[0] == "L" && !parts[1].empty()) {
     record.session.session_id = parts[1];
     return record;
@@ -111,6 +150,7 @@ absl::StatusOr<std::unique_ptr<SessionJournal>> SessionJournal::Open(const std::
   std::vector<JournaledSession> order;
   absl::flat_hash_map<std::string, size_t> index;
   std::vector<bool> left;
+  std::vector<JournaledHold> holds;
   {
     std::ifstream in(path);
     std::string line;
@@ -119,7 +159,9 @@ absl::StatusOr<std::unique_ptr<SessionJournal>> SessionJournal::Open(const std::
       std::optional<JournalRecord> record = ParseJournalLine(line);
       if (!record.has_value()) continue;
       auto it = index.find(record->session.session_id);
-      if (record->kind == JournalRecord::Kind::kLeft) {
+      if (record->kind == JournalRecord::Kind::kHold) {
+        holds.push_back(record->hold);
+      } else if (record->kind == JournalRecord::Kind::kLeft) {
         if (it != index.end()) left[it->second] = true;
       } else if (it != index.end()) {
         order[it->second] = record->session;  // The join confirms its intent.
@@ -137,6 +179,10 @@ absl::StatusOr<std::unique_ptr<SessionJournal>> SessionJournal::Open(const std::
   std::unique_ptr<SessionJournal> journal(new SessionJournal(dir, -1));
   journal->lock_fd_ = lock_fd;
   journal->unfinished_ = std::move(unfinished);
+  for (JournaledHold& hold : holds) {
+    auto it = index.find(hold.presence_id);
+    if (it != index.end() && !left[it->second]) journal->holds_.push_back(std::move(hold));
+  }
   std::vector<std::string> live;
   {
     absl::MutexLock lock(&journal->mu_);
@@ -198,6 +244,11 @@ void SessionJournal::RecordLeft(const std::string& session_id) {
   live_bytes_ -= static_cast<int64_t>(it->second.size());
   live_.erase(it);
   Append(absl::StrCat("L ", session_id, "\n"));
+}
+
+void SessionJournal::RecordHold(const JournaledHold& hold) {
+  absl::MutexLock lock(&mu_);
+  Append(HoldLine(hold));
 }
 
 void SessionJournal::Sync() {

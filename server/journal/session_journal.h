@@ -32,6 +32,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace presence::journal {
 
@@ -43,6 +44,20 @@ struct JournaledSession {
   std::string nickname;
   // False for a join whose answer was never recorded (it was at VS).
   bool confirmed = true;
+};
+
+// A session held for a resume, handed over to the next start of the server
+// (written at shutdown). The token is a secret: the file is 0600 in a 0700
+// directory, and it is never logged.
+struct JournaledHold {
+  std::string presence_id;  // The JournaledSession it holds.
+  std::string token;
+  std::string session_id;
+  int64_t performer_id = 0;
+  std::optional<int64_t> customer_id;
+  bool registered = false;
+  std::string asked_nickname;
+  absl::Time expires;  // Calendar time: it must survive the restart.
 };
 
 struct JournalStats {
@@ -62,6 +77,8 @@ class SessionJournal {
 
   // Sessions joined and not left when the previous run ended.
   const std::vector<JournaledSession>& unfinished() const { return unfinished_; }
+  // The holds the previous run handed over, for presences in unfinished().
+  const std::vector<JournaledHold>& holds() const { return holds_; }
 
   // A joinRoom about to be sent, with the nickname asked for.
   void RecordIntent(const JournaledSession& session);
@@ -69,6 +86,8 @@ class SessionJournal {
   void RecordJoin(const JournaledSession& session);
   // VS answered the leave, or refused the join.
   void RecordLeft(const std::string& session_id);
+  // A hold handed over at shutdown (read back by the next Open only).
+  void RecordHold(const JournaledHold& hold);
 
   // Blocks until every record made before the call is on disk.
   void Sync();
@@ -90,6 +109,7 @@ class SessionJournal {
   const std::string path_;
   int lock_fd_ = -1;  // flock(LOCK_EX) on <dir>/lock, held for the journal's life.
   std::vector<JournaledSession> unfinished_;
+  std::vector<JournaledHold> holds_;
 
   mutable absl::Mutex mu_;
   int fd_ ABSL_GUARDED_BY(mu_);
@@ -106,13 +126,15 @@ class SessionJournal {
 
 // One line of the log, parsed; nullopt for anything else (a torn line).
 struct JournalRecord {
-  enum class Kind { kIntent, kJoin, kLeft };
+  enum class Kind { kIntent, kJoin, kLeft, kHold };
   Kind kind = Kind::kLeft;
   JournaledSession session;
+  JournaledHold hold;  // kHold.
 };
 std::optional<JournalRecord> ParseJournalLine(const std::string& line);
 std::string JoinLine(const JournaledSession& session);
 std::string IntentLine(const JournaledSession& session);
+std::string HoldLine(const JournaledHold& hold);
 
 }  // namespace presence::journal
 

@@ -27,7 +27,7 @@ Attachment LocalDirectory::Attach(const vs::JoinRoomRequest& join,
   if (join.registered && join.customer_id.has_value()) {
     joining = AttachShared({join.performer_id, *join.customer_id}, join, stream, &attachment);
   } else {
-    joining = NewPresence(*stream, join);
+    joining = NewPresence(stream->id(), join);
   }
   if (joining != nullptr) {
     attachment.presence = joining;
@@ -55,7 +55,7 @@ std::shared_ptr<LocalPresence> LocalDirectory::AttachShared(
         return nullptr;
       case LocalPresence::Shared::kLeaving: {
         // The customer's last leave is at VS: the join waits for its answer.
-        std::shared_ptr<LocalPresence> successor = NewShared(key, join, *stream);
+        std::shared_ptr<LocalPresence> successor = NewShared(key, join, stream->id());
         if (!successor->JoinAfter(*it->second, stream)) break;  // Gone meanwhile.
         shared_[key] = successor;
         attachment->presence = std::move(successor);
@@ -65,37 +65,83 @@ std::shared_ptr<LocalPresence> LocalDirectory::AttachShared(
         break;  // As good as absent: replaced below.
     }
   }
-  std::shared_ptr<LocalPresence> presence = NewShared(key, join, *stream);
+  std::shared_ptr<LocalPresence> presence = NewShared(key, join, stream->id());
   shared_[key] = presence;
   return presence;
 }
 
 std::shared_ptr<LocalPresence> LocalDirectory::NewShared(const PresenceKey& key,
                                                          const vs::JoinRoomRequest& join,
-                                                         const SessionCore& first) {
+                                                         const std::string& id) {
   return std::make_shared<LocalPresence>(
-      context_, first.id(), join, [this, key](const LocalPresence* gone) { Forget(key, gone); },
+      context_, id, join, [this, key](const LocalPresence* gone) { Forget(key, gone); },
       [this](std::shared_ptr<LocalPresence> p, const SessionCore& s) { Hold(std::move(p), s); });
 }
 
-std::shared_ptr<LocalPresence> LocalDirectory::NewPresence(const SessionCore& first,
+std::shared_ptr<LocalPresence> LocalDirectory::NewPresence(const std::string& id,
                                                            const vs::JoinRoomRequest& join) {
   return std::make_shared<LocalPresence>(
-      context_, first.id(), join, nullptr,
+      context_, id, join, nullptr,
       [this](std::shared_ptr<LocalPresence> p, const SessionCore& s) { Hold(std::move(p), s); });
 }
 
 void LocalDirectory::Hold(std::shared_ptr<LocalPresence> presence, const SessionCore& stream) {
   const session::SessionIdentity& who = stream.identity();
   metrics::Increment(context_->counters->holds_started);
+  Index(who.resume_token,
+        Held{std::move(presence), who.session_id, who.performer_id, who.customer_id, who.registered,
+             who.asked_nickname, context_->scheduler->clock()->Now() + context_->resume_grace});
+}
+
+void LocalDirectory::Index(const std::string& token, Held held) {
+  absl::Time expires = held.expires;
   {
     absl::MutexLock lock(&mu_);
-    held_[who.resume_token] = Held{std::move(presence), who.session_id, who.performer_id,
-                                   who.customer_id,     who.registered, who.asked_nickname};
+    held_[token] = std::move(held);
   }
-  session::PingScheduler* scheduler = context_->scheduler;
-  scheduler->RunAt(scheduler->clock()->Now() + context_->resume_grace,
-                   [this, token = who.resume_token] { Expire(token); });
+  context_->scheduler->RunAt(expires, [this, token] { Expire(token); });
+}
+
+int LocalDirectory::HandOverHolds() {
+  if (context_->journal == nullptr) return 0;
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = context_->scheduler->clock()->Now();
+  for (const auto& [token, h] : held_) {
+    context_->journal->RecordHold({h.presence->id(), token, h.session_id, h.performer_id,
+                                   h.customer_id, h.registered, h.asked_nickname,
+                                   absl::Now() + (h.expires - now)});
+  }
+  return static_cast<int>(held_.size());
+}
+
+bool LocalDirectory::Restore(const journal::JournaledSession& journaled,
+                             const std::vector<journal::JournaledHold>& holds) {
+  std::vector<const journal::JournaledHold*> live;
+  for (const auto& h : holds) {
+    if (h.presence_id == journaled.session_id && h.expires > absl::Now()) live.push_back(&h);
+  }
+  if (live.empty()) return false;
+  vs::JoinRoomRequest join;
+  join.performer_id = journaled.performer_id;
+  join.customer_id = journaled.customer_id;
+  join.registered = live[0]->registered;
+  join.nickname = live[0]->asked_nickname;
+  std::shared_ptr<LocalPresence> presence;
+  if (join.registered && join.customer_id.has_value()) {
+    PresenceKey key{join.performer_id, *join.customer_id};
+    presence = NewShared(key, join, journaled.session_id);
+    absl::MutexLock lock(&mu_);
+    shared_[key] = presence;
+  } else {
+    presence = NewPresence(journaled.session_id, join);
+  }
+  presence->RestoreHeld(journaled.nickname, static_cast<int>(live.size()));
+  const absl::Time now = context_->scheduler->clock()->Now();
+  for (const journal::JournaledHold* h : live) {
+    Index(h->token, Held{presence, h->session_id, h->performer_id, h->customer_id, h->registered,
+                         h->asked_nickname, now + (h->expires - absl::Now())});
+  }
+  return true;
 }
 
 std::optional<LocalDirectory::Held> LocalDirectory::TakeHeld(absl::string_view resume_token,

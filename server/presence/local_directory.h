@@ -28,10 +28,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "server/journal/session_journal.h"
 #include "server/presence/local_presence.h"
 #include "server/presence/presence.h"
 #include "server/presence/presence_context.h"
@@ -59,6 +61,13 @@ class LocalDirectory final : public PresenceDirectory {
                     absl::string_view resume_token = {}) override;
   int EndHolds(int64_t customer_id, int64_t performer_id) override;
   void EndAllHolds() override;
+  int HandOverHolds() override;
+
+  // Takes back what the previous run handed over: `presence`, joined, held
+  // by `holds` (those not expired). False when none is left to hold it (the
+  // caller leaves it).
+  bool Restore(const journal::JournaledSession& presence,
+               const std::vector<journal::JournaledHold>& holds);
   int64_t shared_presences() const override;
   int64_t held_sessions() const override;
 
@@ -70,7 +79,7 @@ class LocalDirectory final : public PresenceDirectory {
                                               const std::shared_ptr<session::SessionCore>& stream,
                                               Attachment* attachment);
   std::shared_ptr<LocalPresence> NewShared(const PresenceKey& key, const vs::JoinRoomRequest& join,
-                                           const session::SessionCore& first);
+                                          const std::string& id);
   void Forget(const PresenceKey& key, const LocalPresence* presence);
 
   // A session held for a resume.
@@ -81,12 +90,14 @@ class LocalDirectory final : public PresenceDirectory {
     std::optional<int64_t> customer_id;
     bool registered = false;
     std::string asked_nickname;
+    absl::Time expires;  // Of the scheduler's clock.
   };
+  void Index(const std::string& token, Held held);
   void Hold(std::shared_ptr<LocalPresence> presence, const session::SessionCore& stream);
   // The held session `resume_token` names, taken out, if `join` is its viewer's.
   std::optional<Held> TakeHeld(absl::string_view resume_token, const vs::JoinRoomRequest& join);
   void Expire(const std::string& token);
-  std::shared_ptr<LocalPresence> NewPresence(const session::SessionCore& first,
+  std::shared_ptr<LocalPresence> NewPresence(const std::string& id,
                                              const vs::JoinRoomRequest& join);
 
   const PresenceContext* const context_;

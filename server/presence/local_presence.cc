@@ -166,6 +166,17 @@ void LocalPresence::Detach(const SessionCore& stream, Departure how) {
   }
 }
 
+void LocalPresence::RestoreHeld(std::string display_nickname, int holds) {
+  {
+    absl::MutexLock lock(&mu_);
+    state_ = State::kJoined;
+    display_nickname_ = std::move(display_nickname);
+    held_ = holds;
+  }
+  session::PingScheduler* scheduler = context_->scheduler;
+  scheduler->Add(shared_from_this(), scheduler->clock()->Now() - scheduler->interval());
+}
+
 bool LocalPresence::Resume(std::shared_ptr<SessionCore> stream, JoinAnswer* now) {
   absl::MutexLock lock(&mu_);
   if (state_ != State::kJoined || held_ == 0) return false;

@@ -66,6 +66,10 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   void Detach(const session::SessionCore& stream, Departure how) override;
   void SendPing() override;
 
+  // A presence the previous run of this server handed over: joined (with
+  // `display_nickname`) and held `holds` times. Its pings start at once.
+  void RestoreHeld(std::string display_nickname, int holds);
+
   // A held session is taken over by `stream`: false when the presence is
   // no longer joined. Otherwise `*now` is its answer.
   bool Resume(std::shared_ptr<session::SessionCore> stream, session::JoinAnswer* now);

@@ -65,6 +65,9 @@ class PresenceDirectory {
   virtual int EndHolds(int64_t customer_id, int64_t performer_id) = 0;
   // Ends every hold (the server stops and cannot hand them over).
   virtual void EndAllHolds() = 0;
+  // Writes every hold to the journal for the next start of this server (it
+  // stops and hands them over); the presences are not left. Returns how many.
+  virtual int HandOverHolds() = 0;
 
   // Shared presences held (joining, joined or leaving).
   virtual int64_t shared_presences() const = 0;

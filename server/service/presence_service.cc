@@ -88,7 +88,7 @@ grpc::Status PresenceService::Admit(grpc::CallbackServerContext* call) {
     metrics::Increment(context_->counters.unauthenticated);
     return auth;
   }
-  if (context_->draining.load(std::memory_order_relaxed)) {
+  if (context_->draining.load()) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
   }
   return grpc::Status::OK;

@@ -27,6 +27,9 @@ struct ServiceContext {
   const base::Clock* clock = nullptr;
   metrics::GatewayCounters counters;
   std::atomic<bool> draining{false};
+  // The drain holds joined sessions for the next start instead of leaving
+  // them (a resume grace and a journal to hand them over in).
+  std::atomic<bool> drain_holds{false};
   // Bearer token every RPC must carry; empty: no auth.
   std::string auth_token;
   // Per-stream limit on client messages after the join (burst: twice this).

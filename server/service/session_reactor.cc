@@ -84,7 +84,7 @@ SessionReactor::SessionReactor(ServiceContext* context, grpc::CallbackServerCont
     EndLocked(auth);
     return;
   }
-  if (context_->draining.load(std::memory_order_relaxed)) {
+  if (context_->draining.load()) {
     EndLocked(ShuttingDown());
     return;
   }
@@ -163,8 +163,8 @@ void SessionReactor::EnterJoinedLocked() {
   joined.mutable_joined()->set_resume_token(core_->identity().resume_token);
   joined.mutable_joined()->set_resumed(resumed_);
   WriteLocked(std::move(joined));
-  if (context_->draining.load(std::memory_order_relaxed)) {
-    EndLocked(ShuttingDown());
+  if (context_->draining.load()) {
+    EndForDrainLocked();
     return;
   }
   StartRead(&request_);
@@ -437,6 +437,14 @@ void SessionReactor::OnPingFailed(const vs::VsResult& result) {
 
 void SessionReactor::EndForDrain() {
   absl::MutexLock lock(&mu_);
+  EndForDrainLocked();
+}
+
+void SessionReactor::EndForDrainLocked() {
+  // Held for the next start when the server hands sessions over.
+  if (context_->drain_holds.load()) {
+    departure_ = presences::Departure::kLost;
+  }
   EndLocked(ShuttingDown());
 }
 

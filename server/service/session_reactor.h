@@ -73,6 +73,8 @@ class SessionReactor final
   void EnterEndingLocked(State from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records the final status and enters kEnding (once; later calls do nothing).
   void EndLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The drain's end: UNAVAILABLE, held or left as the drain says.
+  void EndForDrainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Finishes the call once kEnding has no write left.
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

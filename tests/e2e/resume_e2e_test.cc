@@ -2,6 +2,7 @@
 // that is lost (not left) keeps its session held for --resume_grace; a new
 // stream with its token takes it over and VS hears nothing.
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -191,6 +192,49 @@ TEST_F(ResumeE2eTest, AShutdownLeavesWhatItHolds) {
   EXPECT_TRUE(server_->Shutdown(absl::Now() + absl::Seconds(10)));
   EXPECT_EQ(sim_->Count("leaveRoom"), 1);
   ExpectLedgerBalanced();
+}
+
+// Without Redis but with --state_dir, a stopped server hands its sessions to
+// its next start: the drain holds them instead of leaving them, and the new
+// process pings them at once and takes their resumes. VS sees nothing but
+// pings, and one leave for the viewer who never came back, at its grace.
+TEST_F(ResumeE2eTest, ARestartWithAStateDirTakesTheResumes) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  PresenceServerOptions options = Options();
+  options.ping_interval = kPing;
+  options.resume_grace = absl::Seconds(3);
+  options.state_dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/handover");
+  StartServer(options);
+  Viewer a, b, c;
+  v1::Joined ja = Join(a, JoinRequest(42, "alice", 7));
+  v1::Joined jb = Join(b, JoinRequest(42, "bob", 8));
+  v1::Joined jc = Join(c, JoinRequest(42, "carl", std::nullopt, false));
+  EXPECT_TRUE(server_->Shutdown(absl::Now() + absl::Seconds(10)));
+  for (Viewer* v : {&a, &b, &c}) {
+    EXPECT_EQ(v->Drain().error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  EXPECT_EQ(sim_->Count("leaveRoom"), 0);
+
+  StartServer(options);  // The next start of the same server.
+  EXPECT_EQ(server_->context().presences->held_sessions(), 3);
+  int64_t pings = sim_->Count("pingRoom");
+  ASSERT_TRUE(sim_->WaitForCount("pingRoom", pings + 3, absl::Seconds(5)));
+  Viewer a2, b2;
+  v1::Joined ra = Join(a2, WithToken(JoinRequest(42, "alice", 7), ja.resume_token()));
+  v1::Joined rb = Join(b2, WithToken(JoinRequest(42, "bob", 8), jb.resume_token()));
+  EXPECT_TRUE(ra.resumed());
+  EXPECT_TRUE(rb.resumed());
+  EXPECT_EQ(ra.nickname(), ja.nickname());
+  EXPECT_EQ(ra.session_id(), ja.session_id());
+  EXPECT_EQ(rb.nickname(), jb.nickname());
+  EXPECT_EQ(sim_->Count("joinRoom"), 3);
+  // Carl never comes back: one leave when his grace (from the drain) ends.
+  ASSERT_TRUE(sim_->WaitForCount("leaveRoom", 1, absl::Seconds(10)));
+  EXPECT_EQ(sim_->Requests("leaveRoom")[0].Field("nickname"), jc.nickname());
+  LeaveCleanly(a2);
+  LeaveCleanly(b2);
+  ExpectLedgerBalanced();
+  EXPECT_EQ(sim_->Count("leaveRoom"), 3);
 }
 
 }  // namespace
