@@ -2,13 +2,18 @@
 
 #include "clients/cpp/viewer_session.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -17,6 +22,83 @@
 
 namespace presence::client {
 namespace {
+
+// A TCP proxy on loopback whose connections Cut() resets at once, as a
+// network blip would (new connections still go through).
+class Proxy {
+ public:
+  explicit Proxy(int target_port) : target_port_(target_port) {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr = Loopback(0);
+    bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    listen(listener_, 16);
+    socklen_t len = sizeof(addr);
+    getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    accept_ = std::thread([this] { Accept(); });
+  }
+  ~Proxy() {
+    shutdown(listener_, SHUT_RDWR);
+    close(listener_);
+    accept_.join();
+    Cut();
+    for (std::thread& t : pipes_) t.join();
+    absl::MutexLock lock(&mu_);
+    for (int fd : opened_) close(fd);
+  }
+  int port() const { return port_; }
+  void Cut() {
+    absl::MutexLock lock(&mu_);
+    for (int fd : fds_) {
+      linger reset{1, 0};
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+      shutdown(fd, SHUT_RDWR);  // Wakes the pipe threads; they close.
+    }
+    fds_.clear();
+  }
+
+ private:
+  static sockaddr_in Loopback(int port) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return addr;
+  }
+  void Accept() {
+    while (true) {
+      int client = accept(listener_, nullptr, nullptr);
+      if (client < 0) return;
+      int upstream = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr = Loopback(target_port_);
+      connect(upstream, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+      absl::MutexLock lock(&mu_);
+      fds_.push_back(client);
+      fds_.push_back(upstream);
+      opened_.push_back(client);
+      opened_.push_back(upstream);
+      pipes_.emplace_back([client, upstream] { Pipe(client, upstream); });
+      pipes_.emplace_back([client, upstream] { Pipe(upstream, client); });
+    }
+  }
+  static void Pipe(int from, int to) {
+    char buf[16384];
+    ssize_t n;
+    while ((n = read(from, buf, sizeof(buf))) > 0) {
+      if (write(to, buf, static_cast<size_t>(n)) != n) break;
+    }
+    shutdown(to, SHUT_RDWR);
+  }
+
+  const int target_port_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::thread accept_;
+  absl::Mutex mu_;
+  std::vector<int> fds_ ABSL_GUARDED_BY(mu_);     // Live: Cut resets them.
+  std::vector<int> opened_ ABSL_GUARDED_BY(mu_);  // All: closed at the end.
+  std::vector<std::thread> pipes_;                // Only the accept thread adds, until it ends.
+};
 
 class ViewerSessionTest : public ::testing::Test {
  protected:
@@ -70,6 +152,41 @@ class ViewerSessionTest : public ::testing::Test {
   std::unique_ptr<PresenceServer> server_;
   std::string address_;
 };
+
+// With --resume_grace, a viewer whose connection dies reconnects with its
+// token and takes its session back: VS sees no leave and no second join.
+TEST_F(ViewerSessionTest, ACutConnectionIsResumed) {
+  PresenceServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.ping_interval = absl::Milliseconds(300);
+  options.vs.base_url = sim_->url();
+  options.vs.key = "simulator-key";
+  options.resume_grace = absl::Seconds(10);
+  server_.reset();
+  auto server = PresenceServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+  Proxy proxy(server_->port());
+  auto viewer = ViewerSession::Open(DialPresence(absl::StrCat("127.0.0.1:", proxy.port())), Bob(),
+                                    FastBackoff());
+  ASSERT_TRUE(viewer.ok()) << viewer.status();
+  const std::string nickname = (*viewer)->display_nickname();
+  const std::string session = (*viewer)->session_id();
+  EXPECT_FALSE((*viewer)->resumed());
+  proxy.Cut();
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!((*viewer)->reconnects() >= 1 && (*viewer)->resumed()) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE((*viewer)->resumed());
+  EXPECT_EQ((*viewer)->display_nickname(), nickname);
+  EXPECT_EQ((*viewer)->session_id(), session);
+  EXPECT_TRUE((*viewer)->Close().ok());
+  ASSERT_TRUE(sim_->WaitForCount("leaveRoom", 1, absl::Seconds(10)));
+  ASSERT_TRUE(server_->vs_client().Drain(absl::Now() + absl::Seconds(10)));
+  EXPECT_EQ(sim_->Count("joinRoom"), 1);
+  EXPECT_EQ(sim_->Count("leaveRoom"), 1);
+}
 
 TEST_F(ViewerSessionTest, JoinsPingsUpdatesCreditsAndLeavesOnce) {
   auto viewer = ViewerSession::Open(DialPresence(address_), Bob(), FastBackoff());

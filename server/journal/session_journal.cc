@@ -133,6 +133,46 @@ std::optional<JournalRecord> ParseJournalLine(const std::string& line) {
   return record;
 }
 
+namespace {
+
+// What the previous run left in `path`: presences joined (or at VS) and not
+// left, in order, and the holds it handed over for them.
+void ReadBack(const std::string& path, std::vector<JournaledSession>* unfinished,
+              std::vector<JournaledHold>* holds) {
+  std::vector<JournaledSession> order;
+  absl::flat_hash_map<std::string, size_t> index;
+  std::vector<bool> left;
+  std::vector<JournaledHold> all_holds;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (in.eof()) break;  // No newline: a torn last record.
+    std::optional<JournalRecord> record = ParseJournalLine(line);
+    if (!record.has_value()) continue;
+    auto it = index.find(record->session.session_id);
+    if (record->kind == JournalRecord::Kind::kHold) {
+      all_holds.push_back(record->hold);
+    } else if (record->kind == JournalRecord::Kind::kLeft) {
+      if (it != index.end()) left[it->second] = true;
+    } else if (it != index.end()) {
+      order[it->second] = record->session;  // The join confirms its intent.
+    } else {
+      index[record->session.session_id] = order.size();
+      order.push_back(record->session);
+      left.push_back(false);
+    }
+  }
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (!left[i]) unfinished->push_back(order[i]);
+  }
+  for (JournaledHold& hold : all_holds) {
+    auto it = index.find(hold.presence_id);
+    if (it != index.end() && !left[it->second]) holds->push_back(std::move(hold));
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<SessionJournal>> SessionJournal::Open(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return absl::InvalidArgumentError(
@@ -145,44 +185,9 @@ absl::StatusOr<std::unique_ptr<SessionJournal>> SessionJournal::Open(const std::
                      errno == EWOULDBLOCK ? "its lock is held" : strerror(errno),
                      "): two servers must not share one journal"));
   }
-  std::string path = absl::StrCat(dir, "/", kFile);
-  // Read back what the previous run left: joins without a leave, in order.
-  std::vector<JournaledSession> order;
-  absl::flat_hash_map<std::string, size_t> index;
-  std::vector<bool> left;
-  std::vector<JournaledHold> holds;
-  {
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (in.eof()) break;  // No newline: a torn last record.
-      std::optional<JournalRecord> record = ParseJournalLine(line);
-      if (!record.has_value()) continue;
-      auto it = index.find(record->session.session_id);
-      if (record->kind == JournalRecord::Kind::kHold) {
-        holds.push_back(record->hold);
-      } else if (record->kind == JournalRecord::Kind::kLeft) {
-        if (it != index.end()) left[it->second] = true;
-      } else if (it != index.end()) {
-        order[it->second] = record->session;  // The join confirms its intent.
-      } else {
-        index[record->session.session_id] = order.size();
-        order.push_back(record->session);
-        left.push_back(false);
-      }
-    }
-  }
-  std::vector<JournaledSession> unfinished;
-  for (size_t i = 0; i < order.size(); ++i) {
-    if (!left[i]) unfinished.push_back(order[i]);
-  }
   std::unique_ptr<SessionJournal> journal(new SessionJournal(dir, -1));
   journal->lock_fd_ = lock_fd;
-  journal->unfinished_ = std::move(unfinished);
-  for (JournaledHold& hold : holds) {
-    auto it = index.find(hold.presence_id);
-    if (it != index.end() && !left[it->second]) journal->holds_.push_back(std::move(hold));
-  }
+  ReadBack(absl::StrCat(dir, "/", kFile), &journal->unfinished_, &journal->holds_);
   std::vector<std::string> live;
   {
     absl::MutexLock lock(&journal->mu_);

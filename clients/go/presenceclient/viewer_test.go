@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,7 +29,7 @@ type gateway struct {
 	address     string
 }
 
-func startGateway(t *testing.T) *gateway {
+func startGateway(t *testing.T, extraFlags ...string) *gateway {
 	t.Helper()
 	g := &gateway{}
 	g.sim = exec.Command(os.Getenv("VS_SIMULATOR"), "--port=0", "--key=go-test-key")
@@ -40,8 +43,9 @@ func startGateway(t *testing.T) *gateway {
 		t.Fatalf("simulator did not start: %q", line)
 	}
 	g.simURL = m[1]
-	g.server = exec.Command(os.Getenv("PRESENCE_SERVER"), "--listen=127.0.0.1:0",
-		"--vs_url="+g.simURL, "--ping_interval=300ms", "--metrics_listen=127.0.0.1:0")
+	args := append([]string{"--listen=127.0.0.1:0", "--vs_url=" + g.simURL,
+		"--ping_interval=300ms", "--metrics_listen=127.0.0.1:0"}, extraFlags...)
+	g.server = exec.Command(os.Getenv("PRESENCE_SERVER"), args...)
 	g.server.Env = append(os.Environ(), "VS_KEY=go-test-key")
 	errPipe, _ := g.server.StderrPipe()
 	if err := g.server.Start(); err != nil {
@@ -168,6 +172,85 @@ func TestUnavailableReconnects(t *testing.T) {
 		t.Fatalf("leaves: %d", n)
 	}
 	if c := g.counts(t); c["joinRoom"] != 3 {
+		t.Fatalf("counts %v", c)
+	}
+}
+
+// proxy forwards TCP to a target; cut resets every connection through it,
+// as a network blip would (new connections still work).
+type proxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []*net.TCPConn
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c.(*net.TCPConn), u.(*net.TCPConn))
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); u.Close() }()
+			go func() { _, _ = io.Copy(c, u); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	return p
+}
+
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.SetLinger(0)
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// With --resume_grace, a viewer whose connection dies reconnects with its
+// token and takes its session back: VS sees no leave and no second join.
+func TestACutConnectionIsResumed(t *testing.T) {
+	g := startGateway(t, "--resume_grace=10s")
+	p := startProxy(t, g.address)
+	conn, _ := Dial(p.ln.Addr().String())
+	defer conn.Close()
+	v, err := Open(context.Background(), conn, bob(), Options{InitialBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nickname, session := v.DisplayNickname(), v.SessionID()
+	if v.Resumed() {
+		t.Fatal("a first join cannot be resumed")
+	}
+	p.cut()
+	deadline := time.Now().Add(10 * time.Second)
+	for !(v.Reconnects() >= 1 && v.Resumed()) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !v.Resumed() || v.DisplayNickname() != nickname || v.SessionID() != session {
+		t.Fatalf("resumed %v, nickname %q (was %q), session %q (was %q)", v.Resumed(),
+			v.DisplayNickname(), nickname, v.SessionID(), session)
+	}
+	v.Close()
+	if n := g.waitCount(t, "leaveRoom", 1); n != 1 {
+		t.Fatalf("leaves: %d", n)
+	}
+	if c := g.counts(t); c["joinRoom"] != 1 {
 		t.Fatalf("counts %v", c)
 	}
 }
