@@ -21,7 +21,9 @@ Attachment LocalDirectory::Attach(const vs::JoinRoomRequest& join,
       attachment.answer = std::move(now);
       return attachment;
     }
-    // No longer joined (left for another reason meanwhile): a fresh join.
+    // No longer joined (left for another reason meanwhile): the hold is
+    // released, and the stream joins afresh.
+    held->presence->EndHold();
   }
   std::shared_ptr<LocalPresence> joining;
   if (join.registered && join.customer_id.has_value()) {
