@@ -280,5 +280,81 @@ TEST_F(LocalPresenceTest, ACustomerArrivingWhileTheLastLeaveIsAtVsJoinsAfterIt) 
   EXPECT_EQ(order, (std::vector<std::string>{"joinRoom", "leaveRoom", "joinRoom"}));
 }
 
+// As the reactor does once a stream has joined: its id and resume token.
+void MarkJoined(SessionCore& core, const JoinAnswer& answer, const std::string& token,
+                const vs::JoinRoomRequest& join) {
+  session::SessionIdentity who;
+  who.performer_id = join.performer_id;
+  who.customer_id = join.customer_id;
+  who.registered = join.registered;
+  who.asked_nickname = join.nickname;
+  core.set_identity(who);
+  core.set_joined(answer.display_nickname, absl::Now(), core.id(), token);
+}
+
+TEST_F(LocalPresenceTest, ALostStreamIsHeldAndResumedWithoutVs) {
+  context_.resume_grace = absl::Seconds(10);
+  Stream s1 = NewStream("s1");
+  vs::JoinRoomRequest join = Guest(7, "bob");
+  Attachment a1 = directory_.Attach(join, s1.core);
+  std::optional<JoinAnswer> first = AnswerOf(a1, s1);
+  ASSERT_TRUE(first.has_value() && first->result.accepted());
+  MarkJoined(*s1.core, *first, "token-1", join);
+  a1.presence->Detach(*s1.core, Departure::kLost);
+  EXPECT_EQ(directory_.held_sessions(), 1);
+  Stream s2 = NewStream("s2");
+  Attachment a2 = directory_.Attach(join, s2.core, "token-1");
+  ASSERT_TRUE(a2.answer.has_value());
+  EXPECT_TRUE(a2.answer->result.accepted());
+  EXPECT_EQ(a2.answer->display_nickname, first->display_nickname);
+  EXPECT_EQ(a2.answer->resumed_session_id, "s1");
+  EXPECT_EQ(a2.presence, a1.presence);
+  EXPECT_EQ(directory_.held_sessions(), 0);
+  // Used once: the same token again joins afresh.
+  Stream s3 = NewStream("s3");
+  Attachment a3 = directory_.Attach(join, s3.core, "token-1");
+  ASSERT_TRUE(AnswerOf(a3, s3).has_value());
+  EXPECT_TRUE(AnswerOf(a3, s3)->resumed_session_id.empty());
+  vs_->Drain(absl::Now() + kWait);
+  EXPECT_EQ(sim_.Count("joinRoom"), 2);
+  EXPECT_EQ(sim_.Count("leaveRoom"), 0);
+}
+
+TEST_F(LocalPresenceTest, AHoldThatRunsOutIsLeftOnce) {
+  context_.resume_grace = absl::Seconds(10);
+  Stream s = NewStream("s1");
+  vs::JoinRoomRequest join = Customer(7, 42);
+  Attachment a = directory_.Attach(join, s.core);
+  std::optional<JoinAnswer> answer = AnswerOf(a, s);
+  ASSERT_TRUE(answer.has_value());
+  MarkJoined(*s.core, *answer, "token-1", join);
+  a.presence->Detach(*s.core, Departure::kLost);
+  clock_.Advance(absl::Seconds(9));
+  scheduler_.SendDue();
+  vs_->Drain(absl::Now() + kWait);
+  EXPECT_EQ(sim_.Count("leaveRoom"), 0);
+  EXPECT_EQ(sim_.Count("pingRoom"), 0);  // Within the first interval (10 s).
+  clock_.Advance(absl::Seconds(1));
+  scheduler_.SendDue();  // The grace is over: the hold ends, and so the presence.
+  ASSERT_TRUE(sim_.WaitForCount("leaveRoom", 1, kWait));
+  vs_->Drain(absl::Now() + kWait);
+  EXPECT_EQ(sim_.Count("leaveRoom"), 1);
+  EXPECT_EQ(directory_.held_sessions(), 0);
+  EXPECT_EQ(counters_.holds_expired.load(), 1);
+}
+
+TEST_F(LocalPresenceTest, AnExplicitLeaveIsNeverHeld) {
+  context_.resume_grace = absl::Seconds(10);
+  Stream s = NewStream("s1");
+  vs::JoinRoomRequest join = Guest(7, "bob");
+  Attachment a = directory_.Attach(join, s.core);
+  std::optional<JoinAnswer> answer = AnswerOf(a, s);
+  ASSERT_TRUE(answer.has_value());
+  MarkJoined(*s.core, *answer, "token-1", join);
+  a.presence->Detach(*s.core, Departure::kLeft);
+  EXPECT_EQ(directory_.held_sessions(), 0);
+  ASSERT_TRUE(sim_.WaitForCount("leaveRoom", 1, kWait));
+}
+
 }  // namespace
 }  // namespace presence::presences
