@@ -67,6 +67,9 @@ void RenderSessions(const MetricsSources& s, std::string& out) {
          "Sessions held for a resume, by how the hold ended.");
   Sample(&out, "presence_holds_total", "event=\"started\"", Load(c.holds_started));
   Sample(&out, "presence_holds_total", "event=\"expired\"", Load(c.holds_expired));
+  Header(&out, "presence_leaves_after_grace_total", "counter",
+         "leaveRoom sent because a held session's grace ran out.");
+  Sample(&out, "presence_leaves_after_grace_total", "", Load(c.leaves_after_grace));
   Header(&out, "presence_sessions_held", "gauge", "Sessions held for a resume now.");
   Sample(&out, "presence_sessions_held", "",
          static_cast<double>(s.service->presences->held_sessions()));

@@ -31,9 +31,10 @@ struct GatewayCounters {
   std::atomic<int64_t> credits_accepted{0};
   std::atomic<int64_t> credits_rejected{0};
   std::atomic<int64_t> credits_failed{0};
-  std::atomic<int64_t> resumes{0};        // Streams that took a held session over.
-  std::atomic<int64_t> holds_started{0};  // Lost streams whose session was held.
-  std::atomic<int64_t> holds_expired{0};  // Held sessions nobody resumed in time.
+  std::atomic<int64_t> resumes{0};             // Streams that took a held session over.
+  std::atomic<int64_t> holds_started{0};       // Lost streams whose session was held.
+  std::atomic<int64_t> holds_expired{0};       // Held sessions nobody resumed in time.
+  std::atomic<int64_t> leaves_after_grace{0};  // leaveRoom sent because a grace ran out.
 };
 
 inline void Increment(std::atomic<int64_t>& counter) {

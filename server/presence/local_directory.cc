@@ -174,7 +174,7 @@ void LocalDirectory::Expire(const std::string& token) {
     held_.erase(it);
   }
   metrics::Increment(context_->counters->holds_expired);
-  presence->EndHold();
+  if (presence->EndHold()) metrics::Increment(context_->counters->leaves_after_grace);
 }
 
 int LocalDirectory::EndHolds(int64_t customer_id, int64_t performer_id) {

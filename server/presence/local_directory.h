@@ -79,7 +79,7 @@ class LocalDirectory final : public PresenceDirectory {
                                               const std::shared_ptr<session::SessionCore>& stream,
                                               Attachment* attachment);
   std::shared_ptr<LocalPresence> NewShared(const PresenceKey& key, const vs::JoinRoomRequest& join,
-                                          const std::string& id);
+                                           const std::string& id);
   void Forget(const PresenceKey& key, const LocalPresence* presence);
 
   // A session held for a resume.

@@ -187,15 +187,16 @@ bool LocalPresence::Resume(std::shared_ptr<SessionCore> stream, JoinAnswer* now)
   return true;
 }
 
-void LocalPresence::EndHold() {
+bool LocalPresence::EndHold() {
   {
     absl::MutexLock lock(&mu_);
-    if (held_ == 0) return;
+    if (held_ == 0) return false;
     --held_;
-    if (state_ != State::kJoined || !streams_.empty() || held_ > 0) return;
+    if (state_ != State::kJoined || !streams_.empty() || held_ > 0) return false;
     state_ = State::kLeaving;
   }
   StartLeave(LeaveSender::Kind::kLeave);
+  return true;
 }
 
 void LocalPresence::StartLeave(LeaveSender::Kind kind) {

@@ -73,8 +73,9 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   // A held session is taken over by `stream`: false when the presence is
   // no longer joined. Otherwise `*now` is its answer.
   bool Resume(std::shared_ptr<session::SessionCore> stream, session::JoinAnswer* now);
-  // A hold ended without a resume (grace over, boot, shutdown).
-  void EndHold();
+  // A hold ended without a resume (grace over, boot, shutdown). True when
+  // that sent the presence's leaveRoom (nothing else held it).
+  bool EndHold();
 
   const std::string& id() const { return id_; }
 

@@ -97,6 +97,7 @@ TEST_F(ResumeE2eTest, WithoutAResumeTheGraceEndsInExactlyOneLeave) {
   EXPECT_GE(after, grace);
   EXPECT_LT(after, grace + absl::Seconds(1));
   EXPECT_EQ(server_->context().counters.holds_expired.load(), 1);
+  EXPECT_EQ(server_->context().counters.leaves_after_grace.load(), 1);
   ExpectLedgerBalanced();
 }
 
