@@ -55,19 +55,7 @@ std::optional<JoinAnswer> LocalPresence::SendJoin(const SessionCore* caller) {
       context_->vs->JoinRoom(join_, [self](vs::VsResult result) { self->OnJoinResult(result); });
   if (taken.ok()) return std::nullopt;
   JoinAnswer answer{vs::NotTaken(taken), "", ""};
-  CountJoin(answer.result);
-  if (context_->journal != nullptr) context_->journal->RecordLeft(id_);
-  bool leave_now = false;
-  std::vector<std::shared_ptr<SessionCore>> others;
-  {
-    absl::MutexLock lock(&mu_);
-    others = SettleJoinLocked(answer, &leave_now);
-  }
-  others.erase(std::remove_if(others.begin(), others.end(),
-                              [caller](const auto& s) { return s.get() == caller; }),
-               others.end());
-  Tell(others, answer);
-  Gone();
+  FinishJoin(answer, caller);
   return answer;
 }
 
@@ -91,14 +79,24 @@ LocalPresence::Shared LocalPresence::Share(std::shared_ptr<SessionCore> stream, 
 }
 
 void LocalPresence::OnJoinResult(const vs::VsResult& result) {
+  // VS should always name the display nickname; if it does not, the one we
+  // sent is the best guess for the later calls.
+  FinishJoin({result, result.nickname.empty() ? join_.nickname : result.nickname, ""}, nullptr);
+}
+
+void LocalPresence::FinishJoin(const JoinAnswer& answer, const SessionCore* told_by_caller) {
+  const vs::VsResult& result = answer.result;
   CountJoin(result);
-  JoinAnswer answer{result, result.nickname.empty() ? join_.nickname : result.nickname, ""};
   bool leave_now = false;
   std::vector<std::shared_ptr<SessionCore>> streams;
   {
     absl::MutexLock lock(&mu_);
     streams = SettleJoinLocked(answer, &leave_now);
   }
+  streams.erase(
+      std::remove_if(streams.begin(), streams.end(),
+                     [told_by_caller](const auto& s) { return s.get() == told_by_caller; }),
+      streams.end());
   Tell(streams, answer);
   if (leave_now) {
     // Every stream ended while VS was answering: the presence VS just
@@ -121,10 +119,8 @@ std::vector<std::shared_ptr<SessionCore>> LocalPresence::SettleJoinLocked(const 
                                                                           bool* leave_now) {
   if (!answer.result.accepted()) {
     state_ = State::kGone;
-    return std::move(streams_);
+    return std::exchange(streams_, {});
   }
-  // VS should always name the display nickname; if it does not, the one we
-  // sent is the best guess for the later calls.
   display_nickname_ = answer.display_nickname;
   if (context_->journal != nullptr) {
     context_->journal->RecordJoin({id_, join_.performer_id, join_.customer_id, display_nickname_});
@@ -153,10 +149,8 @@ void LocalPresence::Detach(const SessionCore& stream, Departure how) {
            context_->resume_grace > absl::ZeroDuration() && !stream.identity().resume_token.empty();
     if (hold) {
       ++held_;
-    } else if (state_ != State::kJoined || !streams_.empty() || held_ > 0) {
+    } else if (!LastOutLocked()) {
       return;
-    } else {
-      state_ = State::kLeaving;
     }
   }
   if (hold) {
@@ -192,10 +186,15 @@ bool LocalPresence::EndHold() {
     absl::MutexLock lock(&mu_);
     if (held_ == 0) return false;
     --held_;
-    if (state_ != State::kJoined || !streams_.empty() || held_ > 0) return false;
-    state_ = State::kLeaving;
+    if (!LastOutLocked()) return false;
   }
   StartLeave(LeaveSender::Kind::kLeave);
+  return true;
+}
+
+bool LocalPresence::LastOutLocked() {
+  if (state_ != State::kJoined || !streams_.empty() || held_ > 0) return false;
+  state_ = State::kLeaving;
   return true;
 }
 

@@ -88,6 +88,12 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   // Runs `then` once this presence is gone; false (and nothing) if it is.
   bool AfterGone(absl::AnyInvocable<void() &&> then);
   void OnJoinResult(const vs::VsResult& result);
+  // The join's outcome, whichever way it came: settles the state, tells
+  // every stream but `told_by_caller`, and takes back what VS may hold.
+  void FinishJoin(const session::JoinAnswer& answer, const session::SessionCore* told_by_caller);
+  // Joined, with no stream and no hold left: moves to kLeaving (the caller
+  // sends the leave) and returns true.
+  bool LastOutLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves kJoining on with VS's answer; returns the streams to tell.
   std::vector<std::shared_ptr<session::SessionCore>> SettleJoinLocked(
       const session::JoinAnswer& answer, bool* leave_now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -50,6 +50,8 @@ inline const char* StatusCodeName(grpc::StatusCode code) {
       return "UNAUTHENTICATED";
     case grpc::StatusCode::PERMISSION_DENIED:
       return "PERMISSION_DENIED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
     default:
       return "OTHER";
   }

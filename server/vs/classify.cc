@@ -49,25 +49,29 @@ VsResult TransportFailure(const AttemptReport& r, const Redactor& redactor) {
 // An HTTP answer: its status, then what VS said.
 VsResult AnswerResult(const AttemptReport& r, const Redactor& redactor) {
   const char* fn = VsFunctionName(r.function);
-  // Redacted whole, before any excerpt cuts it short.
-  const std::string body = redactor.Redact(std::string(r.body));
+  // Where a message quotes the body, the body is redacted whole first,
+  // before an excerpt cuts it short. An answer that parses is not copied.
   if (r.http_status < 200 || r.http_status >= 300) {
     VsResult result;
     result.outcome = VsOutcome::kHttpError;
-    result.status =
-        absl::UnavailableError(absl::StrCat("VS answered HTTP ", r.http_status, " to ", fn,
-                                            " (body: \"", SanitizedExcerpt(body), "\")"));
+    result.status = absl::UnavailableError(
+        absl::StrCat("VS answered HTTP ", r.http_status, " to ", fn, " (body: \"",
+                     SanitizedExcerpt(redactor.Redact(std::string(r.body))), "\")"));
     return result;
   }
-  absl::StatusOr<VsReply> reply = ParseVsReply(body);
+  absl::StatusOr<VsReply> reply = ParseVsReply(r.body);
   if (!reply.ok()) {
+    // The parser's message quotes the body: parse the redacted text for it.
+    absl::Status unreadable = ParseVsReply(redactor.Redact(std::string(r.body))).status();
+    if (unreadable.ok())
+      unreadable = absl::InternalError("VS protocol error: an unreadable answer");
     return Failure(
         VsOutcome::kProtocolError,
-        absl::InternalError(absl::StrCat(reply.status().message(), " in the answer to ", fn)),
+        absl::InternalError(absl::StrCat(unreadable.message(), " in the answer to ", fn)),
         redactor);
   }
   VsResult result;
-  result.vs_message = std::move(reply->message);
+  result.vs_message = redactor.Redact(std::move(reply->message));
   result.nickname = std::move(reply->nickname);
   if (reply->success) {
     result.outcome = VsOutcome::kAccepted;

@@ -2,95 +2,37 @@
 // with PERMISSION_DENIED "removed by VS" (and sends their leaves); a forged
 // or malformed notification ends nothing.
 
-#include <memory>
+#include <optional>
 #include <string>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
-#include "presence/v1/presence.grpc.pb.h"
-#include "server/presence_server.h"
-#include "server/vs_simulator/vs_simulator.h"
+#include "tests/testing/gateway_fixture.h"
 
-namespace presence {
+namespace presence::testing {
 namespace {
-
-using presence::v1::SessionRequest;
-using presence::v1::SessionResponse;
-using Stream = grpc::ClientReaderWriter<SessionRequest, SessionResponse>;
 
 constexpr char kSecret[] = "boot-s3cret";
 
-struct Viewer {
-  std::unique_ptr<grpc::ClientContext> context = std::make_unique<grpc::ClientContext>();
-  std::unique_ptr<Stream> stream;
-
-  Viewer() = default;
-  Viewer(Viewer&&) = default;
-  Viewer& operator=(Viewer&&) = default;
-  // A test that stops early must not leave a live call behind: cancelling
-  // lets the stream be destroyed without waiting for the server.
-  ~Viewer() {
-    if (context != nullptr) context->TryCancel();
-  }
-};
-
-class BootE2eTest : public ::testing::Test {
+class BootE2eTest : public GatewayTest {
  protected:
   void SetUp() override {
-    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-    vs::VsSimulatorOptions sim_options;
-    sim_options.keep_alive_timeout_seconds = 1;
-    sim_ = std::make_unique<vs::VsSimulator>(sim_options);
-    ASSERT_TRUE(sim_->Start().ok());
-    PresenceServerOptions options;
-    options.listen = "127.0.0.1:0";
-    options.vs.base_url = sim_->url();
-    options.vs.key = sim_options.key;
+    GatewayTest::SetUp();
+    PresenceServerOptions options = Options();
     options.boot_listen = "127.0.0.1:0";
     options.boot_secret = kSecret;
-    auto server = PresenceServer::Start(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    stub_ = v1::Presence::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                                      grpc::InsecureChannelCredentials()));
+    StartServer(options);
   }
 
   Viewer Join(int64_t performer, std::optional<int64_t> customer, const std::string& nick) {
-    Viewer v;
-    v.stream = stub_->Session(v.context.get());
-    SessionRequest req;
-    req.mutable_join()->set_performer_id(performer);
-    req.mutable_join()->set_nickname(nick);
-    req.mutable_join()->set_ip_address("203.0.113.5");
-    if (customer.has_value()) {
-      req.mutable_join()->set_customer_id(*customer);
-      req.mutable_join()->set_registered(true);
-    }
-    EXPECT_TRUE(v.stream->Write(req));
-    SessionResponse resp;
-    EXPECT_TRUE(v.stream->Read(&resp));
-    EXPECT_TRUE(resp.has_joined());
-    return v;
+    return Joined(JoinRequest(performer, nick, customer, customer.has_value()));
   }
 
   httplib::Result Boot(const std::string& body, const std::string& key = kSecret) {
     httplib::Client http("127.0.0.1", server_->boot_port());
     return http.Post(("/boot?key=" + key).c_str(), body, "application/x-www-form-urlencoded");
   }
-
-  static grpc::Status Ended(Viewer& v) {
-    SessionResponse resp;
-    while (v.stream->Read(&resp)) {
-    }
-    return v.stream->Finish();
-  }
-
-  std::unique_ptr<vs::VsSimulator> sim_;
-  std::unique_ptr<PresenceServer> server_;
-  std::unique_ptr<v1::Presence::Stub> stub_;
 };
 
 TEST_F(BootE2eTest, BootFromOneRoomEndsOnlyThatSession) {
@@ -101,7 +43,7 @@ TEST_F(BootE2eTest, BootFromOneRoomEndsOnlyThatSession) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_NE(res->body.find("removed: 1"), std::string::npos) << res->body;
-  grpc::Status status = Ended(a);
+  grpc::Status status = a.Drain();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(status.error_message(), "removed by VS");
   EXPECT_TRUE(sim_->WaitForCount("leaveRoom", 1, absl::Seconds(5)));
@@ -119,8 +61,8 @@ TEST_F(BootE2eTest, BootWithoutPerformerEndsEveryRoomOfTheCustomer) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_NE(res->body.find("removed: 2"), std::string::npos) << res->body;
-  EXPECT_EQ(Ended(a).error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(Ended(b).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(a.Drain().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(b.Drain().error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(sim_->WaitForCount("leaveRoom", 2, absl::Seconds(5)));
   EXPECT_EQ(server_->registry().joined(), 1);
   c.context->TryCancel();
@@ -179,4 +121,4 @@ TEST_F(BootE2eTest, ASecondServerOnTheSameAddressesRefusesToStartNamingIt) {
 }
 
 }  // namespace
-}  // namespace presence
+}  // namespace presence::testing

@@ -22,101 +22,27 @@
 #include "presence/v1/presence.grpc.pb.h"
 #include "server/presence_server.h"
 #include "server/vs_simulator/vs_simulator.h"
+#include "tests/testing/gateway_fixture.h"
 
-namespace presence {
+namespace presence::testing {
 namespace {
 
 using presence::v1::Presence;
-using presence::v1::SessionRequest;
-using presence::v1::SessionResponse;
-using Stream = grpc::ClientReaderWriter<SessionRequest, SessionResponse>;
 
 constexpr absl::Duration kPing = absl::Milliseconds(200);
 
-SessionRequest JoinRequest(int64_t performer = 42, const std::string& nickname = "bob",
-                           std::optional<int64_t> customer = 7, bool registered = true) {
-  SessionRequest req;
-  v1::Join* join = req.mutable_join();
-  join->set_performer_id(performer);
-  join->set_nickname(nickname);
-  if (customer.has_value()) join->set_customer_id(*customer);
-  join->set_ip_address("203.0.113.5");
-  join->set_registered(registered);
-  join->set_credits(100);
-  return req;
-}
-
-// One client stream and its context.
-struct Viewer {
-  std::unique_ptr<grpc::ClientContext> context = std::make_unique<grpc::ClientContext>();
-  std::unique_ptr<Stream> stream;
-
-  Viewer() = default;
-  Viewer(Viewer&&) = default;
-  Viewer& operator=(Viewer&&) = default;
-  // A test that stops early must not leave a live call behind: cancelling
-  // lets the stream be destroyed without waiting for the server.
-  ~Viewer() {
-    if (context != nullptr) context->TryCancel();
-  }
-};
-
-class SessionE2eTest : public ::testing::Test {
+class SessionE2eTest : public GatewayTest {
  protected:
   void SetUp() override {
-    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-    vs::VsSimulatorOptions sim_options;
-    sim_options.threads = 64;
-    sim_options.keep_alive_timeout_seconds = 1;
-    sim_ = std::make_unique<vs::VsSimulator>(sim_options);
-    ASSERT_TRUE(sim_->Start().ok());
+    GatewayTest::SetUp();
     StartServer(Options());
   }
 
-  void TearDown() override {
-    server_.reset();
-    sim_.reset();
-  }
-
   PresenceServerOptions Options() {
-    PresenceServerOptions options;
-    options.listen = "127.0.0.1:0";
+    PresenceServerOptions options = GatewayTest::Options();
     options.ping_interval = kPing;
     options.metrics_listen = "127.0.0.1:0";
-    options.vs.base_url = sim_->url();
-    options.vs.key = "simulator-key";
-    options.vs.request_timeout = absl::Seconds(2);
-    options.vs.retry.initial_backoff = absl::Milliseconds(20);
-    options.vs.retry.max_backoff = absl::Milliseconds(200);
-    options.vs.retry.max_total = absl::Seconds(20);
     return options;
-  }
-
-  void StartServer(PresenceServerOptions options) {
-    server_.reset();
-    absl::StatusOr<std::unique_ptr<PresenceServer>> server = PresenceServer::Start(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                   grpc::InsecureChannelCredentials());
-    stub_ = Presence::NewStub(channel_);
-  }
-
-  Viewer Open() {
-    Viewer v;
-    v.stream = stub_->Session(v.context.get());
-    return v;
-  }
-
-  // Opens a stream, joins, and expects Joined.
-  Viewer Joined(const SessionRequest& join = JoinRequest(), SessionResponse* joined = nullptr) {
-    Viewer v = Open();
-    EXPECT_TRUE(v.stream->Write(join));
-    SessionResponse resp;
-    EXPECT_TRUE(v.stream->Read(&resp));
-    EXPECT_EQ(resp.event_case(), SessionResponse::kJoined) << resp.DebugString();
-    if (joined != nullptr) *joined = resp;
-    return v;
   }
 
   // Writes `first` and returns the final status of a stream that must end.
@@ -124,23 +50,7 @@ class SessionE2eTest : public ::testing::Test {
     Viewer v = Open();
     v.stream->Write(first);
     v.stream->WritesDone();
-    SessionResponse resp;
-    while (v.stream->Read(&resp)) {
-    }
-    return v.stream->Finish();
-  }
-
-  // The stream ends with `leave`: expects Left, then OK.
-  void LeaveCleanly(Viewer& v) {
-    SessionRequest leave;
-    leave.mutable_leave();
-    ASSERT_TRUE(v.stream->Write(leave));
-    SessionResponse resp;
-    ASSERT_TRUE(v.stream->Read(&resp));
-    EXPECT_EQ(resp.event_case(), SessionResponse::kLeft);
-    EXPECT_FALSE(v.stream->Read(&resp));
-    grpc::Status status = v.stream->Finish();
-    EXPECT_TRUE(status.ok()) << status.error_message();
+    return v.Drain();
   }
 
   // Waits until the simulator has seen `n` calls of `function` and every VS
@@ -151,22 +61,6 @@ class SessionE2eTest : public ::testing::Test {
     EXPECT_TRUE(server_->vs_client().Drain(absl::Now() + absl::Seconds(20)));
     EXPECT_EQ(sim_->Count(function), n) << function;
   }
-
-  // Waits (bounded) for `pred`; returns whether it came true.
-  static bool WaitFor(const std::function<bool()>& pred,
-                      absl::Duration timeout = absl::Seconds(10)) {
-    absl::Time deadline = absl::Now() + timeout;
-    while (!pred()) {
-      if (absl::Now() > deadline) return false;
-      absl::SleepFor(absl::Milliseconds(2));
-    }
-    return true;
-  }
-
-  std::unique_ptr<vs::VsSimulator> sim_;
-  std::unique_ptr<PresenceServer> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<Presence::Stub> stub_;
 };
 
 TEST_F(SessionE2eTest, JoinRepliesWithVsDisplayNicknameAndSessionId) {
@@ -714,4 +608,4 @@ TEST_F(SessionE2eTest, MetricsPageParsesAndItsNumbersMove) {
 }
 
 }  // namespace
-}  // namespace presence
+}  // namespace presence::testing

@@ -1,76 +1,35 @@
 // End-to-end: one VS presence per registered customer per room, however many
 // streams hold it, with the races between them.
 
-#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
-#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "presence/v1/presence.grpc.pb.h"
-#include "server/presence_server.h"
-#include "server/vs_simulator/vs_simulator.h"
+#include "tests/testing/gateway_fixture.h"
 
-namespace presence {
+namespace presence::testing {
 namespace {
-
-using presence::v1::SessionRequest;
-using presence::v1::SessionResponse;
-using Stream = grpc::ClientReaderWriter<SessionRequest, SessionResponse>;
 
 constexpr absl::Duration kPing = absl::Milliseconds(200);
 
-struct Viewer {
-  std::unique_ptr<grpc::ClientContext> context = std::make_unique<grpc::ClientContext>();
-  std::unique_ptr<Stream> stream;
-
-  Viewer() = default;
-  Viewer(Viewer&&) = default;
-  Viewer& operator=(Viewer&&) = default;
-  // A test that stops early must not leave a live call behind: cancelling
-  // lets the stream be destroyed without waiting for the server.
-  ~Viewer() {
-    if (context != nullptr) context->TryCancel();
-  }
-};
-
-SessionRequest JoinRequest(int64_t performer, std::optional<int64_t> customer,
-                           const std::string& nickname = "alice") {
-  SessionRequest req;
-  req.mutable_join()->set_performer_id(performer);
-  req.mutable_join()->set_nickname(nickname);
-  req.mutable_join()->set_ip_address("203.0.113.5");
-  if (customer.has_value()) {
-    req.mutable_join()->set_customer_id(*customer);
-    req.mutable_join()->set_registered(true);
-  }
-  return req;
+// A customer's join (a guest's when `customer` is unset).
+SessionRequest Join(int64_t performer, std::optional<int64_t> customer,
+                    const std::string& nickname = "alice") {
+  return JoinRequest(performer, nickname, customer, customer.has_value());
 }
 
-class SharedPresenceE2eTest : public ::testing::Test {
+class SharedPresenceE2eTest : public GatewayTest {
  protected:
   void SetUp() override {
-    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-    vs::VsSimulatorOptions sim_options;
-    sim_options.keep_alive_timeout_seconds = 1;
-    sim_ = std::make_unique<vs::VsSimulator>(sim_options);
-    ASSERT_TRUE(sim_->Start().ok());
-    PresenceServerOptions options;
-    options.listen = "127.0.0.1:0";
+    GatewayTest::SetUp();
+    PresenceServerOptions options = Options();
     options.ping_interval = kPing;
-    options.vs.base_url = sim_->url();
-    options.vs.key = sim_options.key;
-    auto server = PresenceServer::Start(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    stub_ = v1::Presence::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                                      grpc::InsecureChannelCredentials()));
+    StartServer(options);
   }
 
   Viewer Open(const SessionRequest& join) {
-    Viewer v;
-    v.stream = stub_->Session(v.context.get());
+    Viewer v = GatewayTest::Open();
     EXPECT_TRUE(v.stream->Write(join));
     return v;
   }
@@ -112,16 +71,12 @@ class SharedPresenceE2eTest : public ::testing::Test {
       EXPECT_LT(gap, kPing * 1.75) << i;
     }
   }
-
-  std::unique_ptr<vs::VsSimulator> sim_;
-  std::unique_ptr<PresenceServer> server_;
-  std::unique_ptr<v1::Presence::Stub> stub_;
 };
 
 TEST_F(SharedPresenceE2eTest, TwoStreamsOfOneCustomerInOneRoomShareOnePresence) {
-  Viewer a = Open(JoinRequest(1, 7));
+  Viewer a = Open(Join(1, 7));
   SessionResponse ja = Next(a);
-  Viewer b = Open(JoinRequest(1, 7));
+  Viewer b = Open(Join(1, 7));
   SessionResponse jb = Next(b);
   ASSERT_TRUE(ja.has_joined());
   ASSERT_TRUE(jb.has_joined());
@@ -142,9 +97,9 @@ TEST_F(SharedPresenceE2eTest, TwoStreamsOfOneCustomerInOneRoomShareOnePresence) 
 }
 
 TEST_F(SharedPresenceE2eTest, ActivityOnEitherStreamPostponesTheSharedPing) {
-  Viewer a = Open(JoinRequest(1, 7));
+  Viewer a = Open(Join(1, 7));
   Next(a);
-  Viewer b = Open(JoinRequest(1, 7));
+  Viewer b = Open(Join(1, 7));
   Next(b);
   SessionRequest activity;
   activity.mutable_activity();
@@ -163,9 +118,9 @@ TEST_F(SharedPresenceE2eTest, AStreamArrivingDuringTheJoinSharesItsAnswer) {
   slow.function = "joinRoom";
   slow.latency = absl::Milliseconds(400);
   sim_->AddFault(slow);
-  Viewer a = Open(JoinRequest(1, 7));
+  Viewer a = Open(Join(1, 7));
   ASSERT_TRUE(sim_->WaitForCount("joinRoom", 1, absl::Seconds(5)));  // At VS.
-  Viewer b = Open(JoinRequest(1, 7));
+  Viewer b = Open(Join(1, 7));
   SessionResponse ja = Next(a);
   SessionResponse jb = Next(b);
   EXPECT_EQ(ja.joined().nickname(), "alice_1000");
@@ -183,9 +138,9 @@ TEST_F(SharedPresenceE2eTest, ARefusedJoinIsRefusedForEveryStreamWaitingOnIt) {
   refuse.reject = true;
   refuse.message = "customer banned";
   sim_->AddFault(refuse);
-  Viewer a = Open(JoinRequest(1, 7));
+  Viewer a = Open(Join(1, 7));
   ASSERT_TRUE(sim_->WaitForCount("joinRoom", 1, absl::Seconds(5)));  // At VS.
-  Viewer b = Open(JoinRequest(1, 7));
+  Viewer b = Open(Join(1, 7));
   for (Viewer* v : {&a, &b}) {
     SessionResponse resp;
     while (v->stream->Read(&resp)) {
@@ -198,7 +153,7 @@ TEST_F(SharedPresenceE2eTest, ARefusedJoinIsRefusedForEveryStreamWaitingOnIt) {
   EXPECT_EQ(Settled("leaveRoom", 0), 0);
   // The failed presence is gone: a new stream joins afresh.
   sim_->ClearFaults();
-  Viewer c = Open(JoinRequest(1, 7));
+  Viewer c = Open(Join(1, 7));
   EXPECT_TRUE(Next(c).has_joined());
   Leave(c);
 }
@@ -208,9 +163,9 @@ TEST_F(SharedPresenceE2eTest, TheOwnerCancellingDuringTheJoinLeavesTheOthersPres
   slow.function = "joinRoom";
   slow.latency = absl::Milliseconds(400);
   sim_->AddFault(slow);
-  Viewer a = Open(JoinRequest(1, 7));
+  Viewer a = Open(Join(1, 7));
   ASSERT_TRUE(sim_->WaitForCount("joinRoom", 1, absl::Seconds(5)));  // At VS.
-  Viewer b = Open(JoinRequest(1, 7));
+  Viewer b = Open(Join(1, 7));
   // b waits on a's join before a goes.
   absl::Time deadline = absl::Now() + absl::Seconds(5);
   while (server_->context().counters.joins_shared.load() < 1 && absl::Now() < deadline) {
@@ -230,12 +185,12 @@ TEST_F(SharedPresenceE2eTest, AReconnectAfterTheLastLeaveWaitsForTheLeaveToReach
   slow_leave.function = "leaveRoom";
   slow_leave.latency = absl::Milliseconds(500);
   sim_->AddFault(slow_leave);
-  Viewer a = Open(JoinRequest(1, 7));
+  Viewer a = Open(Join(1, 7));
   Next(a);
   EXPECT_TRUE(Leave(a).ok());
   // The reconnect races the leave (still at VS): it waits for the leave's
   // answer, then joins. No retry is needed from the client.
-  Viewer b = Open(JoinRequest(1, 7));
+  Viewer b = Open(Join(1, 7));
   EXPECT_TRUE(Next(b).has_joined());
   EXPECT_EQ(server_->context().counters.leaves_accepted.load(), 1);
   std::vector<vs::RecordedRequest> all = sim_->Requests();
@@ -247,10 +202,10 @@ TEST_F(SharedPresenceE2eTest, AReconnectAfterTheLastLeaveWaitsForTheLeaveToReach
 }
 
 TEST_F(SharedPresenceE2eTest, GuestsAndOtherRoomsAreNotShared) {
-  Viewer g1 = Open(JoinRequest(1, std::nullopt, "guest"));
-  Viewer g2 = Open(JoinRequest(1, std::nullopt, "guest"));
-  Viewer r1 = Open(JoinRequest(1, 7));
-  Viewer r2 = Open(JoinRequest(2, 7));
+  Viewer g1 = Open(Join(1, std::nullopt, "guest"));
+  Viewer g2 = Open(Join(1, std::nullopt, "guest"));
+  Viewer r1 = Open(Join(1, 7));
+  Viewer r2 = Open(Join(2, 7));
   for (Viewer* v : {&g1, &g2, &r1, &r2}) EXPECT_TRUE(Next(*v).has_joined());
   EXPECT_EQ(sim_->Count("joinRoom"), 4);
   for (Viewer* v : {&g1, &g2, &r1, &r2}) Leave(*v);
@@ -258,4 +213,4 @@ TEST_F(SharedPresenceE2eTest, GuestsAndOtherRoomsAreNotShared) {
 }
 
 }  // namespace
-}  // namespace presence
+}  // namespace presence::testing

@@ -33,6 +33,7 @@
 #include "grpcpp/grpcpp.h"
 #include "presence/v1/presence.grpc.pb.h"
 #include "server/metrics/histogram.h"
+#include "server/service/status_conversion.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "Gateway address.");
 ABSL_FLAG(int, sessions, 1000, "Sessions to open.");
@@ -65,29 +66,6 @@ struct Totals {
   std::atomic<int64_t> notices{0};
   std::atomic<int64_t> activities{0};
 };
-
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    default:
-      return "OTHER";
-  }
-}
 
 // One viewer's stream. Deleted by the main thread after OnDone.
 class Session : public grpc::ClientBidiReactor<SessionRequest, SessionResponse> {
@@ -186,7 +164,7 @@ class Session : public grpc::ClientBidiReactor<SessionRequest, SessionResponse> 
     absl::MutexLock lock(&totals_->mu);
     if (!was_joined) --totals_->joining;
     ++totals_->ended;
-    ++totals_->codes[CodeName(status.error_code())];
+    ++totals_->codes[presence::service::StatusCodeName(status.error_code())];
   }
 
  private:

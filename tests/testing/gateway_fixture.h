@@ -142,7 +142,9 @@ class GatewayTest : public ::testing::Test {
     SessionResponse resp;
     ASSERT_TRUE(v.stream->Read(&resp));
     EXPECT_EQ(resp.event_case(), SessionResponse::kLeft);
-    EXPECT_TRUE(v.Drain().ok());
+    EXPECT_FALSE(v.stream->Read(&resp)) << "a message after left: " << resp.DebugString();
+    grpc::Status status = v.stream->Finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
   }
 
   // Waits for `pred`, polling (bounded); returns whether it became true.
