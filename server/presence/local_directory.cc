@@ -89,10 +89,11 @@ std::shared_ptr<LocalPresence> LocalDirectory::NewPresence(const std::string& id
 
 void LocalDirectory::Hold(std::shared_ptr<LocalPresence> presence, const SessionCore& stream) {
   const session::SessionIdentity& who = stream.identity();
+  const session::Resumable& resumable = *who.resumable;
   metrics::Increment(context_->counters->holds_started);
-  Index(who.resume_token,
-        Held{std::move(presence), who.session_id, who.performer_id, who.customer_id, who.registered,
-             who.asked_nickname, context_->scheduler->clock()->Now() + context_->resume_grace});
+  Index(resumable.token, Held{std::move(presence), resumable.session_id, who.performer_id,
+                              who.customer_id, who.registered, resumable.asked_nickname,
+                              context_->scheduler->clock()->Now() + context_->resume_grace});
 }
 
 void LocalDirectory::Index(const std::string& token, Held held) {

@@ -146,7 +146,7 @@ void LocalPresence::Detach(const SessionCore& stream, Departure how) {
     if (it == streams_.end()) return;
     streams_.erase(it);
     hold = how == Departure::kLost && state_ == State::kJoined && on_hold_ != nullptr &&
-           context_->resume_grace > absl::ZeroDuration() && !stream.identity().resume_token.empty();
+           stream.identity().resumable != nullptr;
     if (hold) {
       ++held_;
     } else if (!LastOutLocked()) {

@@ -287,9 +287,10 @@ void MarkJoined(SessionCore& core, const JoinAnswer& answer, const std::string& 
   who.performer_id = join.performer_id;
   who.customer_id = join.customer_id;
   who.registered = join.registered;
-  who.asked_nickname = join.nickname;
-  core.set_identity(who);
-  core.set_joined(answer.display_nickname, absl::Now(), core.id(), token);
+  core.set_identity(std::move(who));
+  core.set_joined(answer.display_nickname, absl::Now(),
+                  std::make_unique<const session::Resumable>(
+                      session::Resumable{join.nickname, core.id(), token}));
 }
 
 TEST_F(LocalPresenceTest, ALostStreamIsHeldAndResumedWithoutVs) {

@@ -147,7 +147,6 @@ void SessionReactor::EnterJoiningLocked() {
   identity.performer_id = join_.performer_id;
   identity.customer_id = join_.customer_id;
   identity.registered = join_.registered;
-  identity.asked_nickname = join_.nickname;
   core_->set_identity(std::move(identity));
   context_->registry->AddJoining(core_);
 }
@@ -159,8 +158,10 @@ void SessionReactor::EnterJoinedLocked() {
                   context_->clock);
   SessionResponse joined;
   joined.mutable_joined()->set_nickname(core_->identity().display_nickname);
-  joined.mutable_joined()->set_session_id(core_->identity().session_id);
-  joined.mutable_joined()->set_resume_token(core_->identity().resume_token);
+  joined.mutable_joined()->set_session_id(core_->public_id());
+  if (const session::Resumable* resumable = core_->identity().resumable.get()) {
+    joined.mutable_joined()->set_resume_token(resumable->token);
+  }
   joined.mutable_joined()->set_resumed(resumed_);
   WriteLocked(std::move(joined));
   if (context_->draining.load()) {
@@ -278,15 +279,14 @@ void SessionReactor::HandleJoinLocked() {
     return;
   }
   join_ = ToJoinRoom(request_.join());
-  resume_token_ = request_.join().resume_token();
+  const std::string resume_token = request_.join().resume_token();
   request_.Clear();  // Frees the Join while the session lives.
   EnterLocked(State::kJoining);
   log::Debug("session_joining", {{"session", core_->id()},
                                  {"performer", absl::StrCat(join_.performer_id)},
                                  {"nickname", join_.nickname},
                                  {"ip", join_.ip_address}});
-  presences::Attachment attached =
-      context_->presences->Attach(join_, core_, std::exchange(resume_token_, ""));
+  presences::Attachment attached = context_->presences->Attach(join_, core_, resume_token);
   presence_ = std::move(attached.presence);
   if (attached.answer.has_value()) HandleJoinAnswerLocked(*attached.answer);
 }
@@ -307,13 +307,16 @@ void SessionReactor::HandleJoinAnswerLocked(const session::JoinAnswer& answer) {
     return;
   }
   resumed_ = !answer.resumed_session_id.empty();
-  core_->set_joined(answer.display_nickname, absl::Now(),
-                    resumed_ ? answer.resumed_session_id : core_->id(),
-                    context_->resume_grace > absl::ZeroDuration() ? NewResumeToken() : "");
+  std::unique_ptr<const session::Resumable> resumable;
+  if (context_->resume_grace > absl::ZeroDuration()) {
+    resumable = std::make_unique<const session::Resumable>(session::Resumable{
+        join_.nickname, resumed_ ? answer.resumed_session_id : core_->id(), NewResumeToken()});
+  }
+  core_->set_joined(answer.display_nickname, absl::Now(), std::move(resumable));
   log::Info("session_joined", {{"session", core_->id()},
                                {"performer", performer},
                                {"outcome", "accepted"},
-                               {"resumed", resumed_ ? core_->identity().session_id : "no"}});
+                               {"resumed", resumed_ ? core_->public_id() : "no"}});
   EnterLocked(State::kJoined);
 }
 

@@ -100,8 +100,7 @@ class SessionReactor final
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   // Lost (cancelled, broken) rather than left: the session may be held.
   presences::Departure departure_ ABSL_GUARDED_BY(mu_) = presences::Departure::kLeft;
-  std::string resume_token_ ABSL_GUARDED_BY(mu_);  // From the join; never logged.
-  bool resumed_ ABSL_GUARDED_BY(mu_) = false;      // Took over a held session.
+  bool resumed_ ABSL_GUARDED_BY(mu_) = false;  // Took over a held session.
   // The client stopped reading: Finish without waiting for queued writes.
   bool abandon_writes_ ABSL_GUARDED_BY(mu_) = false;
   // Armed while kAwaitingJoin (--join_timeout).

@@ -13,6 +13,7 @@
 // set they found the core in guarantees.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -24,18 +25,22 @@
 
 namespace presence::session {
 
+// What resuming a session needs. Allocated only with a resume grace, so a
+// server without one pays a pointer per session for it.
+struct Resumable {
+  std::string asked_nickname;  // As the join gave it (a guest resumes by it).
+  std::string session_id;      // The client's id: a resumed session keeps its first.
+  std::string token;           // Takes the session over once its stream is lost.
+};
+
 // Who is present where, as VS knows it.
 struct SessionIdentity {
   int64_t performer_id = 0;
   std::optional<int64_t> customer_id;
   bool registered = false;
-  std::string asked_nickname;    // As the join gave it.
-  std::string display_nickname;  // As VS returned it.
-  absl::Time joined_at;          // Calendar time, for GetRoom.
-  // The id the client sees (a resumed session keeps its first stream's).
-  std::string session_id;
-  // Takes this session over after its stream is lost; empty: resume is off.
-  std::string resume_token;
+  std::string display_nickname;                // As VS returned it.
+  absl::Time joined_at;                        // Calendar time, for GetRoom.
+  std::unique_ptr<const Resumable> resumable;  // Null: resume is off.
 };
 
 // The answer to a stream's join: VS's result, and the display nickname every
@@ -72,14 +77,17 @@ class SessionCore {
   const std::string& id() const { return id_; }
 
   void set_identity(SessionIdentity identity) { identity_ = std::move(identity); }
-  void set_joined(std::string display_nickname, absl::Time joined_at, std::string session_id,
-                  std::string resume_token) {
+  void set_joined(std::string display_nickname, absl::Time joined_at,
+                  std::unique_ptr<const Resumable> resumable) {
     identity_.display_nickname = std::move(display_nickname);
     identity_.joined_at = joined_at;
-    identity_.session_id = std::move(session_id);
-    identity_.resume_token = std::move(resume_token);
+    identity_.resumable = std::move(resumable);
   }
   const SessionIdentity& identity() const { return identity_; }
+  // The id the client sees: a resumed session keeps its first stream's.
+  const std::string& public_id() const {
+    return identity_.resumable != nullptr ? identity_.resumable->session_id : id_;
+  }
 
   // Runs fn(stream) while the stream is attached and returns true; returns
   // false when it is gone. The stream cannot go away while fn runs.

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "gtest/gtest.h"
 
@@ -14,7 +15,7 @@ std::shared_ptr<SessionCore> Joined(const std::string& id, int64_t performer, in
   who.performer_id = performer;
   who.display_nickname = id;
   who.joined_at = absl::FromUnixSeconds(at_seconds);
-  core->set_identity(who);
+  core->set_identity(std::move(who));
   return core;
 }
 
