@@ -232,10 +232,17 @@ int main(int argc, char** argv) {
   std::string listen = options.listen;
   size_t colon = listen.rfind(':');
   if (colon != std::string::npos) listen = listen.substr(0, colon);
-  presence::log::Info("listening",
-                      {{"address", absl::StrCat(listen, ":", (*server)->port())},
-                       {"vs", options.vs.base_url},
-                       {"ping_interval", absl::FormatDuration(options.ping_interval)}});
+  presence::log::Fields fields = {{"address", absl::StrCat(listen, ":", (*server)->port())},
+                                  {"vs", options.vs.base_url},
+                                  {"ping_interval", absl::FormatDuration(options.ping_interval)}};
+  // The admin ports too, so that a test or a script can start with port 0.
+  if ((*server)->metrics_port() != 0) {
+    fields.emplace_back("metrics_port", absl::StrCat((*server)->metrics_port()));
+  }
+  if ((*server)->boot_port() != 0) {
+    fields.emplace_back("boot_port", absl::StrCat((*server)->boot_port()));
+  }
+  presence::log::Info("listening", fields);
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);

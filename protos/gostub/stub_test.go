@@ -7,7 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	presencev1 "presence/gen/go/presence/v1"
+	presencev1 "github.com/vsmedia/presence/clients/go/presencev1"
 )
 
 func TestJoinRoundTrips(t *testing.T) {

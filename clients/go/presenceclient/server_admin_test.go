@@ -14,7 +14,7 @@ import (
 // grpc_cli expect.
 func TestServerHealthAndReflection(t *testing.T) {
 	g := startGateway(t)
-	conn, err := Dial(g.address)
+	conn, err := Dial(g.address, DialOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,108 +3,20 @@ package presenceclient
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-// gateway is a real VS simulator and presence_server on loopback.
-type gateway struct {
-	sim, server *exec.Cmd
-	simURL      string
-	address     string
-}
-
-func startGateway(t *testing.T, extraFlags ...string) *gateway {
-	t.Helper()
-	g := &gateway{}
-	g.sim = exec.Command(os.Getenv("VS_SIMULATOR"), "--port=0", "--key=go-test-key")
-	out, _ := g.sim.StdoutPipe()
-	if err := g.sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("simulator did not start: %q", line)
-	}
-	g.simURL = m[1]
-	args := append([]string{"--listen=127.0.0.1:0", "--vs_url=" + g.simURL,
-		"--ping_interval=300ms", "--metrics_listen=127.0.0.1:0"}, extraFlags...)
-	g.server = exec.Command(os.Getenv("PRESENCE_SERVER"), args...)
-	g.server.Env = append(os.Environ(), "VS_KEY=go-test-key")
-	errPipe, _ := g.server.StderrPipe()
-	if err := g.server.Start(); err != nil {
-		t.Fatal(err)
-	}
-	scanner := bufio.NewScanner(errPipe)
-	re := regexp.MustCompile(`listening address=(\S+)`)
-	for scanner.Scan() {
-		if m := re.FindStringSubmatch(scanner.Text()); m != nil {
-			g.address = m[1]
-			break
-		}
-	}
-	if g.address == "" {
-		t.Fatal("presence_server did not start")
-	}
-	go func() {
-		for scanner.Scan() {
-		}
-	}()
-	t.Cleanup(func() {
-		for _, c := range []*exec.Cmd{g.server, g.sim} {
-			_ = c.Process.Signal(syscall.SIGTERM)
-			_ = c.Wait()
-		}
-	})
-	return g
-}
-
-func (g *gateway) counts(t *testing.T) map[string]int {
-	resp, err := http.Get(g.simURL + "/_sim/counts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	counts := map[string]int{}
-	if err := json.NewDecoder(resp.Body).Decode(&counts); err != nil {
-		t.Fatal(err)
-	}
-	return counts
-}
-
-// waitCount waits until VS saw n calls of fn, then returns the count a moment later.
-func (g *gateway) waitCount(t *testing.T, fn string, n int) int {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && g.counts(t)[fn] < n {
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
-	return g.counts(t)[fn]
-}
-
-func (g *gateway) fault(t *testing.T, rule string) {
-	resp, err := http.Post(g.simURL+"/_sim/faults", "application/json", strings.NewReader(rule))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-}
 
 func bob() Join {
 	id := int64(7)
@@ -113,7 +25,7 @@ func bob() Join {
 
 func TestJoinPingsAndExactlyOneLeave(t *testing.T) {
 	g := startGateway(t)
-	conn, err := Dial(g.address)
+	conn, err := Dial(g.address, DialOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +54,7 @@ func TestJoinPingsAndExactlyOneLeave(t *testing.T) {
 
 func TestInvalidArgumentIsFinal(t *testing.T) {
 	g := startGateway(t)
-	conn, _ := Dial(g.address)
+	conn, _ := Dial(g.address, DialOptions{})
 	defer conn.Close()
 	j := bob()
 	j.IPAddress = "nope"
@@ -158,7 +70,7 @@ func TestInvalidArgumentIsFinal(t *testing.T) {
 func TestUnavailableReconnects(t *testing.T) {
 	g := startGateway(t)
 	g.fault(t, `{"function":"joinRoom","http_status":503,"times":2}`)
-	conn, _ := Dial(g.address)
+	conn, _ := Dial(g.address, DialOptions{})
 	defer conn.Close()
 	v, err := Open(context.Background(), conn, bob(), Options{InitialBackoff: 50 * time.Millisecond})
 	if err != nil {
@@ -227,7 +139,7 @@ func (p *proxy) cut() {
 func TestACutConnectionIsResumed(t *testing.T) {
 	g := startGateway(t, "--resume_grace=10s")
 	p := startProxy(t, g.address)
-	conn, _ := Dial(p.ln.Addr().String())
+	conn, _ := Dial(p.ln.Addr().String(), DialOptions{})
 	defer conn.Close()
 	v, err := Open(context.Background(), conn, bob(), Options{InitialBackoff: 50 * time.Millisecond})
 	if err != nil {
@@ -258,7 +170,7 @@ func TestACutConnectionIsResumed(t *testing.T) {
 func TestExampleLeavesOnSigint(t *testing.T) {
 	g := startGateway(t)
 	bin := filepath.Join(t.TempDir(), "viewer")
-	if out, err := exec.Command("go", "build", "-o", bin, "presence/clients/go/viewer").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/viewer").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "-server", g.address, "-performer", "9", "-nickname", "zoe",

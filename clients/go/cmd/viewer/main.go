@@ -1,7 +1,8 @@
 // Command viewer holds one viewer's presence until Ctrl-C, which leaves
-// cleanly.
+// cleanly. Build it with `go build ./cmd/viewer` in clients/go.
 //
 //	viewer -server 127.0.0.1:50051 -performer 42 -nickname bob -ip 203.0.113.5 [-customer 7 -credits 100]
+//	       [-ca ca.pem [-cert client.pem -key client.key] [-token-file token]]
 package main
 
 import (
@@ -10,11 +11,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
-	"presence/clients/go/presenceclient"
-	presencev1 "presence/gen/go/presence/v1"
+	"github.com/vsmedia/presence/clients/go/presenceclient"
+	presencev1 "github.com/vsmedia/presence/clients/go/presencev1"
 )
 
 func main() {
@@ -24,12 +26,30 @@ func main() {
 	customer := flag.Int64("customer", 0, "customer id (0: guest)")
 	ip := flag.String("ip", "", "viewer IP address")
 	credits := flag.Int64("credits", 0, "credits the customer can spend")
+	ca := flag.String("ca", "", "CA certificate (PEM) that signed the gateway's: enables TLS")
+	cert := flag.String("cert", "", "client certificate (PEM), with -key, for a gateway that asks for one")
+	key := flag.String("key", "", "client private key (PEM)")
+	tokenFile := flag.String("token-file", "", "file holding the bearer token (needs -ca)")
 	flag.Parse()
 
-	conn, err := presenceclient.Dial(*server)
+	var dial presenceclient.DialOptions
+	if *ca != "" {
+		config, err := presenceclient.TLSConfig(*ca, *cert, *key)
+		if err != nil {
+			fail("tls:", err)
+		}
+		dial.TLS = config
+	}
+	if *tokenFile != "" {
+		token, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			fail("token:", err)
+		}
+		dial.Token = strings.TrimSpace(string(token))
+	}
+	conn, err := presenceclient.Dial(*server, dial)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "dial:", err)
-		os.Exit(1)
+		fail("dial:", err)
 	}
 	defer conn.Close()
 	join := presenceclient.Join{PerformerID: *performer, Nickname: *nickname, IPAddress: *ip, Credits: *credits}
@@ -42,8 +62,7 @@ func main() {
 		OnNotice: func(n *presencev1.Notice) { fmt.Printf("notice: %s %s\n", n.Kind, n.Message) },
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "join failed:", err)
-		os.Exit(1)
+		fail("join failed:", err)
 	}
 	resumed := "no"
 	if v.Resumed() {
@@ -52,7 +71,16 @@ func main() {
 	fmt.Printf("joined as %s (session %s, resumed: %s)\n", v.DisplayNickname(), v.SessionID(), resumed)
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
-	<-signals
-	v.Close()
-	fmt.Println("left")
+	select {
+	case <-signals:
+		v.Close()
+		fmt.Println("left")
+	case <-v.Done():
+		fail("session ended:", v.Err())
+	}
+}
+
+func fail(what string, err error) {
+	fmt.Fprintln(os.Stderr, what, err)
+	os.Exit(1)
 }
