@@ -23,6 +23,10 @@ PACKAGES=(
   python3-grpcio
   python3-yaml
   python3-protobuf
+  python3-pip
+  python3-setuptools
+  python3-venv
+  python3-wheel
   golang-go
   golang-google-grpc-dev
   golang-google-protobuf-dev

@@ -1,7 +1,8 @@
 """Holds one viewer's presence until Ctrl-C, which leaves cleanly.
 
-    /usr/bin/python3 viewer_example.py --server 127.0.0.1:50051 --performer 42 \
-        --nickname bob --ip 203.0.113.5 [--customer 7 --credits 100]
+    python3 viewer_example.py --server 127.0.0.1:50051 --performer 42 \
+        --nickname bob --ip 203.0.113.5 [--customer 7 --credits 100] \
+        [--ca ca.pem [--cert client.pem --key client.key] [--token-file token]]
 """
 
 import argparse
@@ -20,7 +21,15 @@ def main():
     parser.add_argument("--customer", type=int, default=None)
     parser.add_argument("--ip", required=True)
     parser.add_argument("--credits", type=int, default=0)
+    parser.add_argument("--ca", help="CA certificate (PEM) that signed the gateway's: TLS")
+    parser.add_argument("--cert", help="client certificate (PEM), with --key")
+    parser.add_argument("--key", help="client private key (PEM)")
+    parser.add_argument("--token-file", help="file holding the bearer token (needs --ca)")
     args = parser.parse_args()
+    token = None
+    if args.token_file:
+        with open(args.token_file) as f:
+            token = f.read().strip()
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -32,7 +41,8 @@ def main():
     viewer = ViewerSession(args.server, performer_id=args.performer, nickname=args.nickname,
                            ip_address=args.ip, customer_id=args.customer,
                            registered=args.customer is not None, credits=args.credits,
-                           on_notice=notice)
+                           on_notice=notice, ca_file=args.ca, cert_file=args.cert,
+                           key_file=args.key, token=token)
     try:
         nickname = viewer.open()
     except PresenceError as err:
@@ -41,7 +51,10 @@ def main():
     print("joined as %s (session %s, resumed: %s)" % (nickname, viewer.session_id,
                                                       "yes" if viewer.resumed else "no"),
           flush=True)
-    stop.wait()
+    while not stop.wait(0.5):
+        if viewer.done:  # A final error: booted by VS, for one.
+            print("session ended: %s" % viewer.error, file=sys.stderr, flush=True)
+            return 1
     viewer.close()
     print("left", flush=True)
     return 0

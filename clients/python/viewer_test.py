@@ -4,6 +4,8 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 import unittest
 import urllib.request
@@ -11,6 +13,7 @@ import urllib.request
 import grpc
 
 import harness
+import presence_client
 from presence_client import PresenceError, ViewerSession
 
 
@@ -76,7 +79,7 @@ class ViewerSessionTest(unittest.TestCase):
     def test_example_leaves_on_sigint(self):
         example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "viewer_example.py")
         proc = subprocess.Popen(
-            ["/usr/bin/python3", example, "--server", self.gw.address, "--performer", "9",
+            [sys.executable, example, "--server", self.gw.address, "--performer", "9",
              "--nickname", "zoe", "--ip", "2001:db8::1", "--customer", "3", "--credits", "5"],
             stdout=subprocess.PIPE, text=True, env=dict(os.environ))
         line = proc.stdout.readline()
@@ -90,10 +93,94 @@ class ViewerSessionTest(unittest.TestCase):
                          "function=leaveRoom&performerId=9&customerId=3&nickname=zoe_1000")
         self.assertGreaterEqual(self.gw.counts()["pingRoom"], 1)
 
+    def test_an_abandoned_credits_answer_does_not_reach_the_next_caller(self):
+        with self.viewer() as v:
+            self._fault({"function": "updateCredits", "latency_ms": 700, "reject": True,
+                         "message": "slow no", "times": 1})
+            with self.assertRaises(PresenceError) as ctx:
+                v.update_credits(1, timeout=0.1)
+            self.assertEqual(ctx.exception.code, grpc.StatusCode.DEADLINE_EXCEEDED)
+            reply = v.update_credits(2)
+            self.assertTrue(reply.success, "got the abandoned call's rejection: %s" % reply)
+
+    def test_close_during_a_backoff_is_prompt(self):
+        self._fault({"function": "joinRoom", "http_status": 503, "times": 1})
+        v = self.viewer(initial_backoff=60.0, max_backoff=60.0, join_timeout=0.5)
+        started = time.time()
+        with self.assertRaises(PresenceError) as ctx:
+            v.open()  # Times out during the first backoff (at least 30 s), then closes.
+        self.assertEqual(ctx.exception.code, grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertLess(time.time() - started, 20.0)
+        self.assertTrue(v.done)
+        self.assertEqual(self.gw.counts()["joinRoom"], 1)
+
     def _fault(self, rule):
         req = urllib.request.Request(self.gw.sim_url + "/_sim/faults",
                                      data=json.dumps(rule).encode(), method="POST")
         urllib.request.urlopen(req, timeout=5).read()
+
+
+class InstalledPackageTest(unittest.TestCase):
+    def test_the_package_under_test_is_the_installed_one(self):
+        where = os.environ.get("PRESENCE_CLIENT_SITE")
+        if where is None:
+            self.skipTest("run from the source tree (clients/python/package_test.sh installs)")
+        self.assertTrue(presence_client.__file__.startswith(where), presence_client.__file__)
+        self.assertTrue(os.path.exists(os.path.join(os.path.dirname(presence_client.__file__),
+                                                    "py.typed")))
+
+
+class SecureAndBootTest(unittest.TestCase):
+    """TLS with a client certificate and a bearer token, as production runs,
+    and a boot by VS ending the session for good."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        self.pki = harness.make_pki(os.path.join(self.dir, "pki"))
+        self.gw = harness.Gateway(ping_interval="300ms", extra_flags=[
+            "--tls_cert=" + self.pki["server_cert"], "--tls_key=" + self.pki["server_key"],
+            "--tls_client_ca=" + self.pki["ca"],
+            "--auth_token_file=" + harness.secret_file(self.dir, "token", "py-token"),
+            "--boot_listen=127.0.0.1:0",
+            "--boot_secret_file=" + harness.secret_file(self.dir, "boot", "boot-key")])
+
+    def tearDown(self):
+        self.gw.stop()
+
+    def viewer(self, token="py-token"):
+        return ViewerSession(self.gw.address, performer_id=42, nickname="bob",
+                             ip_address="203.0.113.5", customer_id=7, registered=True,
+                             initial_backoff=0.05, ca_file=self.pki["ca"],
+                             cert_file=self.pki["client_cert"], key_file=self.pki["client_key"],
+                             token=token)
+
+    def test_tls_client_certificate_and_token_then_a_boot(self):
+        v = self.viewer()
+        self.assertEqual(v.open(), "bob_1000")
+        self.assertIn("removed: 1", self.gw.boot("boot-key", 7))
+        error = v.wait(10)
+        self.assertTrue(v.done)
+        self.assertEqual(error.code, grpc.StatusCode.PERMISSION_DENIED)
+        self.assertEqual(v.reconnects, 0)
+        with self.assertRaises(PresenceError) as ctx:
+            v.activity()  # Not dropped silently: the final error again.
+        self.assertEqual(ctx.exception.code, grpc.StatusCode.PERMISSION_DENIED)
+        with self.assertRaises(PresenceError):
+            v.update_credits(5)
+        v.close()
+        self.assertEqual(self.gw.wait_count("leaveRoom", 1), 1)
+        self.assertEqual(self.gw.counts()["joinRoom"], 1)
+
+    def test_a_wrong_token_is_final(self):
+        with self.assertRaises(PresenceError) as ctx:
+            self.viewer(token="guess").open()
+        self.assertEqual(ctx.exception.code, grpc.StatusCode.UNAUTHENTICATED)
+        self.assertEqual(self.gw.counts()["joinRoom"], 0)
+
+    def test_a_token_is_never_sent_in_plaintext(self):
+        with self.assertRaises(ValueError):
+            ViewerSession(self.gw.address, performer_id=1, nickname="x", ip_address="192.0.2.1",
+                          token="py-token")
 
 
 

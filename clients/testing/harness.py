@@ -57,6 +57,8 @@ class Gateway:
             match = re.search(r"listening address=(\S+)", line)
             if match:
                 self.address = match.group(1)
+                boot = re.search(r"boot_port=(\d+)", line)
+                self.boot_port = int(boot.group(1)) if boot else None
                 break
         if not self.address:
             self.stop()
@@ -88,6 +90,15 @@ class Gateway:
     def restart_sim(self):
         """Brings VS back on the same port. Its request log starts empty."""
         self.start_sim(port=self.sim_port)
+
+    def boot(self, secret, customer_id):
+        """Posts VS's customerBoot for `customer_id` to the boot endpoint;
+        returns the answer's text (VS's style: "{ success: true, ... }")."""
+        req = urllib.request.Request(
+            "http://127.0.0.1:%d/boot?key=%s" % (self.boot_port, secret),
+            data=("function=customerBoot&customerId=%d" % customer_id).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.read().decode()
 
     def rss_kib(self):
         with open("/proc/%d/status" % self.server.pid) as f:
@@ -137,6 +148,40 @@ class Gateway:
         if not self.sim.stdout.closed:
             self.sim.stdout.close()
         self.server.stderr.close()
+
+
+def make_pki(directory):
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client
+    certificate, made with the openssl tool. Returns a dict of PEM paths:
+    ca, server_cert, server_key, client_cert, client_key."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+
+    def openssl(*args):
+        subprocess.run(["openssl"] + list(args), cwd=directory, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+            "-keyout", "ca.key", "-out", "ca.pem")
+    for who in ("server", "client"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                "-keyout", who + ".key", "-out", who + ".csr")
+        openssl("x509", "-req", "-in", who + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "1", "-extfile", "san.ext", "-out", who + ".pem")
+    paths = {"ca": "ca.pem", "server_cert": "server.pem", "server_key": "server.key",
+             "client_cert": "client.pem", "client_key": "client.key"}
+    return {k: os.path.join(directory, v) for k, v in paths.items()}
+
+
+def secret_file(directory, name, secret):
+    """Writes a secret (a token, a boot key) to a file of its own; returns its path."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(secret + "\n")
+    os.chmod(path, 0o600)
+    return path
 
 
 class Proxy:

@@ -1,4 +1,4 @@
-"""Holds one viewer's presence through the presence gateway.
+"""Holds one viewer's presence through the presence gateway, on a thread.
 
     with ViewerSession("127.0.0.1:50051", performer_id=42, nickname="bob",
                        ip_address="203.0.113.5", customer_id=7, registered=True) as viewer:
@@ -7,172 +7,230 @@
         viewer.update_credits(250)
     # Leaving the block sends leave and waits for `left`.
 
-The stream runs on a background thread. When the gateway answers UNAVAILABLE
-(VS or the gateway briefly down), the session reconnects with capped, jittered
-exponential backoff and joins again; INVALID_ARGUMENT and FAILED_PRECONDITION
-are final and raised. Not thread-safe: use one ViewerSession from one thread.
+The stream runs on a background thread. A lost connection, UNAVAILABLE or any
+other passing error makes the session reconnect with capped, jittered
+exponential backoff and join again with the last resume token (a gateway
+with --resume_grace takes the session back; VS sees nothing). The codes in
+FINAL_CODES end it for good: `open()` raises them, and afterwards `error`
+holds them and every call raises them. Thread-safe. For asyncio programs use
+presence_client.aio.ViewerSession.
 """
 
+from __future__ import annotations
+
+import collections
+import concurrent.futures
 import queue
-import random
 import threading
+from typing import Any, Callable, Deque, Iterator, Optional
 
 import grpc
 
-from presence.v1 import presence_pb2
-from presence.v1 import presence_pb2_grpc
+from presence_client._common import (FINAL_CODES, Backoff, PresenceError, channel_credentials,
+                                     join_request, options_with_keepalive, uses_tls)
+from presence_client.v1 import presence_pb2, presence_pb2_grpc
 
-# Matches the server: it accepts keepalive pings every 5 s or slower.
-KEEPALIVE_OPTIONS = [
-    ("grpc.keepalive_time_ms", 20000),
-    ("grpc.keepalive_timeout_ms", 10000),
-    ("grpc.keepalive_permit_without_calls", 1),
-]
-
-_FINAL = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
-          grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAUTHENTICATED,
-          grpc.StatusCode.PERMISSION_DENIED)
-
-
-class PresenceError(Exception):
-    """The gateway ended the session; `code` is the gRPC status code."""
-
-    def __init__(self, code, details):
-        super().__init__("%s: %s" % (code.name, details))
-        self.code = code
-        self.details = details
+NoticeCallback = Callable[[presence_pb2.Notice], None]
 
 
 class ViewerSession:
     """One viewer's presence in one performer's room."""
 
-    def __init__(self, target, performer_id, nickname, ip_address, customer_id=None,
-                 registered=False, credits=0, on_notice=None, channel=None,
-                 initial_backoff=0.5, max_backoff=15.0, join_timeout=10.0):
-        self._channel = channel or grpc.insecure_channel(target, options=KEEPALIVE_OPTIONS)
-        self._owns_channel = channel is None
-        self._stub = presence_pb2_grpc.PresenceStub(self._channel)
-        join = presence_pb2.Join(performer_id=performer_id, nickname=nickname,
-                                 ip_address=ip_address, registered=registered, credits=credits)
-        if customer_id is not None:
-            join.customer_id = customer_id
-        self._join = presence_pb2.SessionRequest(join=join)
+    def __init__(self, target: Optional[str], performer_id: int, nickname: str, ip_address: str,
+                 customer_id: Optional[int] = None, registered: bool = False, credits: int = 0,
+                 on_notice: Optional[NoticeCallback] = None,
+                 channel: Optional[grpc.Channel] = None, initial_backoff: float = 0.5,
+                 max_backoff: float = 15.0, join_timeout: float = 10.0, *,
+                 ca_file: Optional[str] = None, cert_file: Optional[str] = None,
+                 key_file: Optional[str] = None, token: Optional[str] = None,
+                 tls: bool = False) -> None:
+        """`target` is "host:port" (ignored when `channel` is given). TLS is on
+        when `tls` or any of `ca_file`, `cert_file`, `key_file` is given;
+        `token` (needs TLS) is the gateway's bearer token. `on_notice` runs on
+        the session's thread with no lock held; it may call the session."""
+        if channel is None:
+            if target is None:
+                raise ValueError("give a target or a channel")
+            if uses_tls(ca_file, cert_file, key_file, token, tls):
+                channel = grpc.secure_channel(
+                    target, channel_credentials(ca_file, cert_file, key_file, token),
+                    options=options_with_keepalive())
+            else:
+                channel = grpc.insecure_channel(target, options=options_with_keepalive())
+            self._owns_channel = True
+        else:
+            self._owns_channel = False
+        self._channel = channel
+        self._stub = presence_pb2_grpc.PresenceStub(channel)
+        self._join = join_request(performer_id, nickname, ip_address, customer_id, registered,
+                                  credits)
         self._on_notice = on_notice or (lambda notice: None)
-        self._initial_backoff = initial_backoff
-        self._max_backoff = max_backoff
+        self._backoff = Backoff(initial_backoff, max_backoff)
         self._join_timeout = join_timeout
         self._lock = threading.Lock()
         self._joined = threading.Event()
+        self._closed = threading.Event()
         self._done = threading.Event()
-        self._closing = False
-        self._requests = None
-        self._credits_replies = queue.Queue()
-        self._error = None
-        self.display_nickname = None
-        # The last Joined's resume token (never logged) and whether it resumed.
-        self.resume_token = None
+        self._requests: Optional[queue.Queue[Optional[presence_pb2.SessionRequest]]] = None
+        self._call: Any = None
+        # One per credits update sent on the current stream, in sending order:
+        # the gateway answers in that order.
+        self._waiters: Deque[concurrent.futures.Future[presence_pb2.CreditsUpdated]] = (
+            collections.deque())
+        self.error: Optional[PresenceError] = None
+        self.display_nickname: Optional[str] = None
+        self.session_id: Optional[str] = None
+        # The last Joined's resume token (a secret: never log it).
+        self.resume_token: Optional[str] = None
         self.resumed = False
-        self.session_id = None
         self.reconnects = 0
-        self._thread = None
+        self._thread: Optional[threading.Thread] = None
 
-    def __enter__(self):
+    def __enter__(self) -> ViewerSession:
         self.open()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def open(self):
+    @property
+    def done(self) -> bool:
+        """True once the session is over for good (closed or a final error)."""
+        return self._done.is_set()
+
+    def wait(self, timeout: Optional[float] = None) -> Optional[PresenceError]:
+        """Waits until the session is over; returns the final error, if any."""
+        self._done.wait(timeout)
+        return self.error
+
+    def open(self) -> Optional[str]:
         """Joins; returns the display nickname or raises PresenceError."""
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._run, name="presence-viewer", daemon=True)
         self._thread.start()
         self._joined.wait(self._join_timeout)
-        if self._error is not None:
-            raise self._error
-        if not self._joined.is_set():
+        if self.error is not None:
+            raise self.error
+        if not self._joined.is_set() or self._done.is_set():
             self.close()
             raise PresenceError(grpc.StatusCode.DEADLINE_EXCEEDED, "no joined within the timeout")
         return self.display_nickname
 
-    def activity(self, kind=presence_pb2.ACTIVITY_KIND_CHAT):
+    def activity(self, kind: int = presence_pb2.ACTIVITY_KIND_CHAT) -> None:
         """Reports viewer activity: postpones the next pingRoom."""
-        self._send(presence_pb2.SessionRequest(activity=presence_pb2.Activity(kind=kind)))
-
-    def update_credits(self, credits, timeout=10.0):
-        """Sends the customer's balance; returns the CreditsUpdated answer."""
-        self._send(presence_pb2.SessionRequest(
-            credits=presence_pb2.CreditsUpdate(credits=credits)))
-        return self._credits_replies.get(timeout=timeout)
-
-    def close(self, timeout=10.0):
-        """Leaves (the gateway sends leaveRoom) and waits for the stream to end."""
         with self._lock:
-            self._closing = True
-            requests = self._requests
+            self._current().put(
+                presence_pb2.SessionRequest(activity=presence_pb2.Activity(kind=kind)))
+
+    def update_credits(self, credits: int, timeout: float = 10.0) -> presence_pb2.CreditsUpdated:
+        """Sends the customer's balance; returns the gateway's answer to it."""
+        answer: concurrent.futures.Future[presence_pb2.CreditsUpdated] = (
+            concurrent.futures.Future())
+        with self._lock:
+            requests = self._current()
+            self._waiters.append(answer)
+            requests.put(presence_pb2.SessionRequest(
+                credits=presence_pb2.CreditsUpdate(credits=credits)))
+        try:
+            return answer.result(timeout)
+        except concurrent.futures.TimeoutError:
+            # The answer, when it comes, goes to this future, not to the next caller.
+            raise PresenceError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                "no credits answer within %gs" % timeout) from None
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Leaves (the gateway sends leaveRoom) and waits for the stream to end.
+        Returns at once during a reconnect's backoff or after the end."""
+        self._closed.set()
+        with self._lock:
+            requests, call = self._requests, self._call
         if requests is not None:
             requests.put(presence_pb2.SessionRequest(leave=presence_pb2.Leave()))
             requests.put(None)
-        self._done.wait(timeout)
+        if not self._done.wait(timeout) and call is not None:
+            call.cancel()  # Cancelling also makes the gateway leave.
+            self._done.wait(timeout)
         if self._owns_channel:
             self._channel.close()
 
-    def _send(self, request):
-        with self._lock:
-            if self._requests is None or self._closing:
-                raise PresenceError(grpc.StatusCode.FAILED_PRECONDITION, "the session is not open")
-            self._requests.put(request)
+    def _current(self) -> queue.Queue[Optional[presence_pb2.SessionRequest]]:
+        """The open stream's request queue; raises if there is none. Locked."""
+        if self._done.is_set() and self.error is not None:
+            raise self.error
+        if self._closed.is_set() or self._done.is_set():
+            raise PresenceError(grpc.StatusCode.FAILED_PRECONDITION, "the session is closed")
+        if self._requests is None:
+            raise PresenceError(grpc.StatusCode.UNAVAILABLE, "reconnecting")
+        return self._requests
 
-    def _run(self):
-        backoff = self._initial_backoff
+    def _run(self) -> None:
         try:
-            while True:
-                requests = queue.Queue()
-                # After the first join, every reconnect carries the session's
-                # resume token: a server holding the session takes it back
-                # without a leave or a join at VS.
-                self._join.join.resume_token = self.resume_token or ""
-                requests.put(self._join)
-                with self._lock:
-                    if self._closing:
-                        return
-                    self._requests = requests
-                call = self._stub.Session(iter(requests.get, None))
-                try:
-                    for response in call:
-                        self._handle(response)
-                        if response.HasField("joined"):
-                            backoff = self._initial_backoff
-                    return  # Ended with OK after `left`.
-                except grpc.RpcError as err:
-                    code = err.code()
-                    if self._closing and code in (grpc.StatusCode.CANCELLED, grpc.StatusCode.OK):
-                        return
-                    if code in _FINAL or self._closing:
-                        self._error = PresenceError(code, err.details())
-                        return
-                finally:
-                    requests.put(None)
-                # UNAVAILABLE and the like: join again after a jittered pause.
-                self._joined.clear()
-                self.reconnects += 1
-                delay = backoff * (0.5 + random.random() / 2)
-                backoff = min(backoff * 2, self._max_backoff)
-                if self._done.wait(delay):
+            while not self._closed.is_set():
+                if not self._attempt():
                     return
+                # A passing error: join again after a jittered pause, unless closed.
+                self._joined.clear()
+                if self._closed.wait(self._backoff.next()):
+                    return
+                self.reconnects += 1
         finally:
             self._done.set()
             self._joined.set()
 
-    def _handle(self, response):
+    def _attempt(self) -> bool:
+        """One stream, from join to end; True when the session should reconnect."""
+        requests: queue.Queue[Optional[presence_pb2.SessionRequest]] = queue.Queue()
+        # Every reconnect carries the last session's resume token.
+        self._join.join.resume_token = self.resume_token or ""
+        requests.put(self._join)
+        call = self._stub.Session(_until_none(requests))
+        with self._lock:
+            if self._closed.is_set():
+                call.cancel()
+                return False
+            self._requests, self._call = requests, call
+        try:
+            for response in call:
+                self._handle(response)
+            return False  # Ended with OK after `left`.
+        except grpc.RpcError as err:
+            code = err.code()
+            if self._closed.is_set():
+                return False
+            if code in FINAL_CODES:
+                self.error = PresenceError(code, err.details() or "")
+                return False
+            return True
+        finally:
+            requests.put(None)
+            with self._lock:
+                self._requests = self._call = None
+                waiters, self._waiters = self._waiters, collections.deque()
+            for waiter in waiters:
+                waiter.set_exception(
+                    PresenceError(grpc.StatusCode.UNAVAILABLE, "the stream ended before the answer"))
+
+    def _handle(self, response: presence_pb2.SessionResponse) -> None:
         kind = response.WhichOneof("event")
         if kind == "joined":
             self.display_nickname = response.joined.nickname
             self.session_id = response.joined.session_id
             self.resume_token = response.joined.resume_token
             self.resumed = response.joined.resumed
+            self._backoff.reset()
             self._joined.set()
         elif kind == "credits_updated":
-            self._credits_replies.put(response.credits_updated)
+            with self._lock:
+                waiter = self._waiters.popleft() if self._waiters else None
+            if waiter is not None:
+                waiter.set_result(response.credits_updated)
         elif kind == "notice":
             self._on_notice(response.notice)
+
+
+def _until_none(requests: queue.Queue[Optional[presence_pb2.SessionRequest]]
+                ) -> Iterator[presence_pb2.SessionRequest]:
+    while True:
+        request = requests.get()
+        if request is None:
+            return
+        yield request

@@ -1,0 +1,1 @@
+"""Stubs generated from protos/presence/v1/presence.proto (see generate_stubs.sh)."""
