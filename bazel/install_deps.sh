@@ -14,6 +14,8 @@ PACKAGES=(
   protobuf-compiler-grpc
   libabsl-dev
   libcurl4-openssl-dev
+  libhiredis-dev
+  redis-server
   libgtest-dev
   libgmock-dev
   libbenchmark-dev
