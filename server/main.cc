@@ -63,6 +63,14 @@ ABSL_FLAG(
     "Accept VS customer boot notifications (POST /boot?key=SECRET) on host:port; empty: off.");
 ABSL_FLAG(std::string, boot_secret_file, "",
           "File holding the shared secret VS puts in the boot URL's key parameter.");
+ABSL_FLAG(std::string, redis_url, "",
+          "redis://host:port[/db]: replicas share presence there (a fleet); empty: one replica.");
+ABSL_FLAG(std::string, redis_password_file, "", "File holding the Redis password (AUTH).");
+ABSL_FLAG(absl::Duration, replica_ttl, absl::Seconds(10),
+          "A replica that does not renew its liveness for this long is dead: a survivor "
+          "leaves its presences.");
+ABSL_FLAG(absl::Duration, redis_timeout, absl::Seconds(1),
+          "A Redis command without an answer by then fails (the replica works on degraded).");
 ABSL_FLAG(std::string, state_dir, "",
           "Directory for the session journal: after a crash, the next start leaves every "
           "session that was open. Empty: no journal.");
@@ -107,6 +115,8 @@ absl::Status ValidateFlags() {
            Positive{"--credits_retry_window", absl::GetFlag(FLAGS_credits_retry_window)},
            Positive{"--join_timeout", absl::GetFlag(FLAGS_join_timeout)},
            Positive{"--drain_timeout", absl::GetFlag(FLAGS_drain_timeout)},
+           Positive{"--replica_ttl", absl::GetFlag(FLAGS_replica_ttl)},
+           Positive{"--redis_timeout", absl::GetFlag(FLAGS_redis_timeout)},
        }) {
     if (d.value <= absl::ZeroDuration() || d.value == absl::InfiniteDuration()) {
       return absl::InvalidArgumentError(absl::StrCat(d.flag, " must be a positive duration, got ",
@@ -178,6 +188,25 @@ int main(int argc, char** argv) {
     }
     options.boot_secret = *std::move(secret);
   }
+  if (std::string url = absl::GetFlag(FLAGS_redis_url); !url.empty()) {
+    absl::StatusOr<presence::fleet::RedisOptions> redis = presence::fleet::ParseRedisUrl(url);
+    if (!redis.ok()) {
+      presence::log::Error("config_error", {{"error", std::string(redis.status().message())}});
+      return 2;
+    }
+    options.fleet_enabled = true;
+    options.fleet.redis = *std::move(redis);
+    options.fleet.redis.command_timeout = absl::GetFlag(FLAGS_redis_timeout);
+    options.fleet.replica_ttl = absl::GetFlag(FLAGS_replica_ttl);
+    if (std::string file = absl::GetFlag(FLAGS_redis_password_file); !file.empty()) {
+      absl::StatusOr<std::string> password = ReadSecretFile(file, "--redis_password_file");
+      if (!password.ok()) {
+        presence::log::Error("config_error", {{"error", std::string(password.status().message())}});
+        return 2;
+      }
+      options.fleet.redis.password = *std::move(password);
+    }
+  }
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
@@ -242,6 +271,8 @@ int main(int argc, char** argv) {
   if ((*server)->boot_port() != 0) {
     fields.emplace_back("boot_port", absl::StrCat((*server)->boot_port()));
   }
+  if ((*server)->fleet() != nullptr)
+    fields.emplace_back("replica", (*server)->fleet()->replica_id());
   presence::log::Info("listening", fields);
 
   int signal_number = 0;

@@ -57,8 +57,9 @@ absl::StatusOr<std::unique_ptr<PresenceServer>> PresenceServer::Start(
   }
   if (options.max_sessions < 1) return absl::InvalidArgumentError("max_sessions must be >= 1");
   std::unique_ptr<PresenceServer> server(new PresenceServer());
-  for (auto step : {&PresenceServer::StartCore, &PresenceServer::OpenJournal,
-                    &PresenceServer::StartGrpc, &PresenceServer::StartAdmin}) {
+  for (auto step :
+       {&PresenceServer::StartCore, &PresenceServer::StartFleet, &PresenceServer::OpenJournal,
+        &PresenceServer::StartGrpc, &PresenceServer::StartAdmin}) {
     if (absl::Status done = (server.get()->*step)(options); !done.ok()) return done;
   }
   server->housekeeping_ = std::thread([s = server.get()] { s->TrimMemoryLoop(); });
@@ -90,6 +91,18 @@ absl::Status PresenceServer::StartCore(const PresenceServerOptions& options) {
   context_.resume_grace = options.resume_grace;
   service_ = std::make_unique<service::PresenceService>(&context_);
   return absl::OkStatus();
+}
+
+absl::Status PresenceServer::StartFleet(const PresenceServerOptions& options) {
+  if (!options.fleet_enabled) return absl::OkStatus();
+  fleet_ = std::make_unique<fleet::Fleet>(options.fleet, leaves_.get(), registry_.get());
+  fleet_->set_on_boot([this](int64_t customer_id, int64_t performer_id) {
+    admin::BootServer::Boot(&context_, customer_id, performer_id);
+  });
+  presence_context_.records = fleet_.get();
+  registry_->set_observer(fleet_.get());
+  context_.fleet = fleet_.get();
+  return fleet_->Start();
 }
 
 absl::Status PresenceServer::OpenJournal(const PresenceServerOptions& options) {
@@ -229,9 +242,10 @@ bool PresenceServer::Shutdown(absl::Time deadline) {
       journal_ != nullptr && presence_context_.resume_grace > absl::ZeroDuration();
   context_.drain_holds.store(hand_over);
   service_->BeginDrain();
+  std::vector<std::string> handed_over;
   if (hand_over) {
-    int handed = presences_->HandOverHolds();
-    log::Info("handed_over", {{"held_sessions", absl::StrCat(handed)}});
+    handed_over = presences_->HandOverHolds();
+    log::Info("handed_over", {{"held_presences", absl::StrCat(handed_over.size())}});
   } else {
     presences_->EndAllHolds();
   }
@@ -242,7 +256,12 @@ bool PresenceServer::Shutdown(absl::Time deadline) {
   // reactor to finish; past the deadline it cancels them first.
   server_->Shutdown(absl::ToChronoTime(deadline));
   server_->Wait();
-  return vs_->Drain(deadline);
+  bool drained = vs_->Drain(deadline);
+  // What is still recorded in the fleet (leaves VS did not answer in time)
+  // is taken over by a survivor; what was handed over is this server's next
+  // start's.
+  if (fleet_ != nullptr) fleet_->Stop(handed_over);
+  return drained;
 }
 
 PresenceServer::~PresenceServer() {

@@ -20,6 +20,7 @@
 #include "server/admin/boot_server.h"
 #include "server/admin/metrics_server.h"
 #include "server/base/clock.h"
+#include "server/fleet/fleet.h"
 #include "server/journal/session_journal.h"
 #include "server/presence/leave_sender.h"
 #include "server/presence/local_directory.h"
@@ -74,6 +75,10 @@ struct PresenceServerOptions {
   // host:port; empty: off. Needs boot_secret.
   std::string boot_listen;
   std::string boot_secret;
+  // The fleet: replicas sharing presence on Redis. Empty redis.host: one
+  // replica, local state only.
+  fleet::FleetOptions fleet;
+  bool fleet_enabled = false;
   // Prometheus metrics at GET /metrics on host:port; empty: no endpoint.
   std::string metrics_listen;
   // Client messages are a few hundred bytes at most.
@@ -100,6 +105,8 @@ class PresenceServer {
   bool Shutdown(absl::Time deadline);
 
   const service::ServiceContext& context() const { return context_; }
+  // Null without --redis_url.
+  const fleet::Fleet* fleet() const { return fleet_.get(); }
   vs::VsClient& vs_client() { return *vs_; }
   session::SessionRegistry& registry() { return *registry_; }
   session::PingScheduler& scheduler() { return *scheduler_; }
@@ -109,6 +116,7 @@ class PresenceServer {
 
   // Start's steps, in order.
   absl::Status StartCore(const PresenceServerOptions& options);
+  absl::Status StartFleet(const PresenceServerOptions& options);
   absl::Status OpenJournal(const PresenceServerOptions& options);
   absl::Status StartGrpc(const PresenceServerOptions& options);
   absl::Status StartAdmin(const PresenceServerOptions& options);
@@ -137,6 +145,9 @@ class PresenceServer {
   std::unique_ptr<vs::VsClient> vs_;
   std::unique_ptr<session::SessionRegistry> registry_;
   std::unique_ptr<presences::LocalDirectory> presences_;
+  // After the leave sender and the registry, which it uses; before the
+  // journal's recovery, which records what it restores.
+  std::unique_ptr<fleet::Fleet> fleet_;
   std::unique_ptr<session::PingScheduler> scheduler_;
   std::unique_ptr<service::PresenceService> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -99,6 +99,10 @@ std::pair<int, std::string> BootServer::HandleBoot(const std::string& target,
   absl::StatusOr<BootRequest> boot = ParseBoot(body);
   if (!boot.ok()) return {400, Answer(false, std::string(boot.status().message()), 0)};
   int removed = Boot(context_, boot->customer_id, boot->performer_id);
+  // The customer's streams on the other replicas end too (their count is
+  // not known here: `removed` is this replica's).
+  if (context_->fleet != nullptr)
+    context_->fleet->PublishBoot(boot->customer_id, boot->performer_id);
   log::Info("customer_booted",
             {{"customer", absl::StrCat(boot->customer_id)},
              {"performer", boot->performer_id == 0 ? "any" : absl::StrCat(boot->performer_id)},

@@ -146,12 +146,41 @@ void RenderVsClient(const vs::VsClient& client, std::string& out) {
 
 }  // namespace
 
+// Only with --redis_url.
+void RenderFleet(const fleet::Fleet& fleet, std::string& out) {
+  fleet::FleetStats f = fleet.stats();
+  Header(&out, "presence_fleet_degraded", "gauge",
+         "1 while Redis is unreachable: this replica works alone (local state only).");
+  Sample(&out, "presence_fleet_degraded", "", f.degraded ? 1 : 0);
+  Header(&out, "presence_fleet_live_replicas", "gauge", "Replicas alive at the last renewal.");
+  Sample(&out, "presence_fleet_live_replicas", "", static_cast<double>(f.live_replicas));
+  Header(&out, "presence_redis_round_trips_total", "counter", "Redis commands answered.");
+  Sample(&out, "presence_redis_round_trips_total", "", static_cast<double>(f.redis.round_trips));
+  Header(&out, "presence_redis_failures_total", "counter",
+         "Redis commands that failed (unreachable, timed out, error reply).");
+  Sample(&out, "presence_redis_failures_total", "", static_cast<double>(f.redis.failures));
+  Header(&out, "presence_redis_latency_seconds_sum", "counter",
+         "Time Redis took to answer, summed over answered commands.");
+  Sample(&out, "presence_redis_latency_seconds_sum", "",
+         static_cast<double>(f.redis.latency_micros_sum) / 1e6);
+  Header(&out, "presence_redis_connects_total", "counter",
+         "Connections to Redis made (each re-registers what this replica holds).");
+  Sample(&out, "presence_redis_connects_total", "", static_cast<double>(f.redis.connects));
+  Header(&out, "presence_fleet_takeovers_total", "counter",
+         "Dead replicas whose presences this replica claimed.");
+  Sample(&out, "presence_fleet_takeovers_total", "", static_cast<double>(f.takeovers));
+  Header(&out, "presence_fleet_takeover_leaves_total", "counter",
+         "leaveRoom sent for presences of dead replicas.");
+  Sample(&out, "presence_fleet_takeover_leaves_total", "", static_cast<double>(f.takeover_leaves));
+}
+
 std::string RenderMetrics(const MetricsSources& s) {
   std::string out;
   RenderSessions(s, out);
   RenderOutcomes(s.service->counters, out);
   RenderScheduler(*s.scheduler, out);
   RenderVsClient(*s.vs, out);
+  if (s.service->fleet != nullptr) RenderFleet(*s.service->fleet, out);
   return out;
 }
 

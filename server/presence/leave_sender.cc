@@ -28,6 +28,10 @@ void LeaveSender::OnAnswer(const std::string& journal_id, Kind kind, const vs::V
       (result.accepted() || result.outcome == vs::VsOutcome::kRejected)) {
     context_->journal->RecordLeft(journal_id);
   }
+  if (context_->records != nullptr &&
+      (result.accepted() || result.outcome == vs::VsOutcome::kRejected)) {
+    context_->records->Left(journal_id);
+  }
   if (result.accepted()) {
     metrics::Increment(context_->counters->leaves_accepted);
     return;

@@ -3,6 +3,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
+
 namespace presence::presences {
 
 using session::JoinAnswer;
@@ -105,16 +107,18 @@ void LocalDirectory::Index(const std::string& token, Held held) {
   context_->scheduler->RunAt(expires, [this, token] { Expire(token); });
 }
 
-int LocalDirectory::HandOverHolds() {
-  if (context_->journal == nullptr) return 0;
+std::vector<std::string> LocalDirectory::HandOverHolds() {
+  if (context_->journal == nullptr) return {};
   absl::MutexLock lock(&mu_);
   const absl::Time now = context_->scheduler->clock()->Now();
+  absl::flat_hash_set<std::string> ids;
   for (const auto& [token, h] : held_) {
     context_->journal->RecordHold({h.presence->id(), token, h.session_id, h.performer_id,
                                    h.customer_id, h.registered, h.asked_nickname,
                                    absl::Now() + (h.expires - now)});
+    ids.insert(h.presence->id());
   }
-  return static_cast<int>(held_.size());
+  return {ids.begin(), ids.end()};
 }
 
 bool LocalDirectory::Restore(const journal::JournaledSession& journaled,

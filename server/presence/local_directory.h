@@ -61,7 +61,7 @@ class LocalDirectory final : public PresenceDirectory {
                     absl::string_view resume_token = {}) override;
   int EndHolds(int64_t customer_id, int64_t performer_id) override;
   void EndAllHolds() override;
-  int HandOverHolds() override;
+  std::vector<std::string> HandOverHolds() override;
 
   // Takes back what the previous run handed over: `presence`, joined, held
   // by `holds` (those not expired). False when none is left to hold it (the

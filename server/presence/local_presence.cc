@@ -125,6 +125,7 @@ std::vector<std::shared_ptr<SessionCore>> LocalPresence::SettleJoinLocked(const 
   if (context_->journal != nullptr) {
     context_->journal->RecordJoin({id_, join_.performer_id, join_.customer_id, display_nickname_});
   }
+  if (context_->records != nullptr) context_->records->Joined(id_, room_presence());
   *leave_now = streams_.empty();
   state_ = *leave_now ? State::kLeaving : State::kJoined;
   if (!*leave_now)
@@ -167,6 +168,7 @@ void LocalPresence::RestoreHeld(std::string display_nickname, int holds) {
     display_nickname_ = std::move(display_nickname);
     held_ = holds;
   }
+  if (context_->records != nullptr) context_->records->Joined(id_, room_presence());
   session::PingScheduler* scheduler = context_->scheduler;
   scheduler->Add(shared_from_this(), scheduler->clock()->Now() - scheduler->interval());
 }

@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "server/session/ping_scheduler.h"
@@ -66,8 +68,9 @@ class PresenceDirectory {
   // Ends every hold (the server stops and cannot hand them over).
   virtual void EndAllHolds() = 0;
   // Writes every hold to the journal for the next start of this server (it
-  // stops and hands them over); the presences are not left. Returns how many.
-  virtual int HandOverHolds() = 0;
+  // stops and hands them over); the presences are not left. Returns the ids
+  // of the presences handed over.
+  virtual std::vector<std::string> HandOverHolds() = 0;
 
   // Shared presences held (joining, joined or leaving).
   virtual int64_t shared_presences() const = 0;

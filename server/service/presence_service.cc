@@ -70,17 +70,45 @@ grpc::ServerUnaryReactor* PresenceService::GetRoom(grpc::CallbackServerContext* 
                      absl::StrCat("performer_id must be > 0 (got ", request->performer_id(), ")")));
     return reactor;
   }
-  for (const auto& session : context_->registry->Room(request->performer_id())) {
-    const session::SessionIdentity& who = session->identity();
-    presence::v1::Viewer* viewer = response->add_viewers();
-    viewer->set_nickname(who.display_nickname);
-    if (who.customer_id.has_value()) viewer->set_customer_id(*who.customer_id);
-    viewer->set_registered(who.registered);
-    *viewer->mutable_joined_at() =
-        google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(who.joined_at));
+  if (context_->fleet == nullptr) {
+    AddLocalViewers(request->performer_id(), response);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
   }
-  reactor->Finish(grpc::Status::OK);
+  // The whole fleet's viewers; this replica's alone when Redis does not answer.
+  context_->fleet->Room(request->performer_id(),
+                        [this, reactor, response, performer = request->performer_id()](
+                            absl::StatusOr<std::vector<fleet::RoomEntry>> entries) {
+                          if (!entries.ok()) {
+                            AddLocalViewers(performer, response);
+                          } else {
+                            for (const fleet::RoomEntry& entry : *entries) {
+                              AddViewer(entry.nickname, entry.customer_id, entry.registered,
+                                        entry.joined_at, response);
+                            }
+                          }
+                          reactor->Finish(grpc::Status::OK);
+                        });
   return reactor;
+}
+
+void PresenceService::AddLocalViewers(int64_t performer_id,
+                                      presence::v1::GetRoomResponse* response) const {
+  for (const auto& session : context_->registry->Room(performer_id)) {
+    const session::SessionIdentity& who = session->identity();
+    AddViewer(who.display_nickname, who.customer_id, who.registered, who.joined_at, response);
+  }
+}
+
+void PresenceService::AddViewer(const std::string& nickname, std::optional<int64_t> customer_id,
+                                bool registered, absl::Time joined_at,
+                                presence::v1::GetRoomResponse* response) {
+  presence::v1::Viewer* viewer = response->add_viewers();
+  viewer->set_nickname(nickname);
+  if (customer_id.has_value()) viewer->set_customer_id(*customer_id);
+  viewer->set_registered(registered);
+  *viewer->mutable_joined_at() =
+      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(joined_at));
 }
 
 grpc::Status PresenceService::Admit(grpc::CallbackServerContext* call) {

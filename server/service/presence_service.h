@@ -6,6 +6,11 @@
 //
 // Thread-safe.
 
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "presence/v1/presence.grpc.pb.h"
 #include "server/service/service_context.h"
@@ -36,6 +41,11 @@ class PresenceService final : public presence::v1::Presence::CallbackService {
  private:
   // The checks every unary call passes first: the token, then the drain.
   grpc::Status Admit(grpc::CallbackServerContext* call);
+  // GetRoom's viewers on this replica alone.
+  void AddLocalViewers(int64_t performer_id, presence::v1::GetRoomResponse* response) const;
+  static void AddViewer(const std::string& nickname, std::optional<int64_t> customer_id,
+                        bool registered, absl::Time joined_at,
+                        presence::v1::GetRoomResponse* response);
 
   ServiceContext* const context_;
 };

@@ -12,6 +12,7 @@
 
 #include "absl/time/time.h"
 #include "server/base/clock.h"
+#include "server/fleet/fleet.h"
 #include "server/metrics/gateway_counters.h"
 #include "server/presence/presence.h"
 #include "server/session/session_registry.h"
@@ -22,6 +23,8 @@ namespace presence::service {
 struct ServiceContext {
   presences::PresenceDirectory* presences = nullptr;
   session::SessionRegistry* registry = nullptr;
+  // The fleet (--redis_url): GetRoom and boots across replicas. Null: one replica.
+  fleet::Fleet* fleet = nullptr;
   vs::VsClient* vs = nullptr;
   // Monotonic: activity and the per-stream rate limit (the scheduler's clock).
   const base::Clock* clock = nullptr;

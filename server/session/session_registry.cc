@@ -16,22 +16,32 @@ bool SessionRegistry::TryOpen() {
 void SessionRegistry::Close() { open_.fetch_sub(1, std::memory_order_relaxed); }
 
 void SessionRegistry::AddJoined(std::shared_ptr<SessionCore> session) {
-  Shard& shard = ShardFor(session->identity().performer_id);
-  absl::MutexLock lock(&shard.mu);
   const SessionCore* key = session.get();
-  if (shard.rooms[session->identity().performer_id].emplace(key, std::move(session)).second) {
-    joined_.fetch_add(1, std::memory_order_relaxed);
+  bool added = false;
+  {
+    Shard& shard = ShardFor(session->identity().performer_id);
+    absl::MutexLock lock(&shard.mu);
+    added = shard.rooms[session->identity().performer_id].emplace(key, std::move(session)).second;
   }
+  if (!added) return;
+  joined_.fetch_add(1, std::memory_order_relaxed);
+  if (observer_ != nullptr) observer_->StreamJoined(*key);
 }
 
 void SessionRegistry::RemoveJoined(const SessionCore& session) {
   int64_t performer_id = session.identity().performer_id;
-  Shard& shard = ShardFor(performer_id);
-  absl::MutexLock lock(&shard.mu);
-  auto room = shard.rooms.find(performer_id);
-  if (room == shard.rooms.end()) return;
-  if (room->second.erase(&session) > 0) joined_.fetch_sub(1, std::memory_order_relaxed);
-  if (room->second.empty()) shard.rooms.erase(room);
+  bool removed = false;
+  {
+    Shard& shard = ShardFor(performer_id);
+    absl::MutexLock lock(&shard.mu);
+    auto room = shard.rooms.find(performer_id);
+    if (room == shard.rooms.end()) return;
+    removed = room->second.erase(&session) > 0;
+    if (room->second.empty()) shard.rooms.erase(room);
+  }
+  if (!removed) return;
+  joined_.fetch_sub(1, std::memory_order_relaxed);
+  if (observer_ != nullptr) observer_->StreamLeft(session);
 }
 
 std::vector<std::shared_ptr<SessionCore>> SessionRegistry::Room(int64_t performer_id) const {

@@ -21,9 +21,22 @@
 
 namespace presence::session {
 
+// Told of every stream that joins a room and leaves it (the fleet lists them
+// in Redis for GetRoom on any replica). Called outside the registry's locks;
+// must not block.
+class RoomObserver {
+ public:
+  virtual ~RoomObserver() = default;
+  virtual void StreamJoined(const SessionCore& session) = 0;
+  virtual void StreamLeft(const SessionCore& session) = 0;
+};
+
 class SessionRegistry {
  public:
   explicit SessionRegistry(int64_t max_sessions) : max_sessions_(max_sessions) {}
+
+  // Set once at start-up, before any stream joins.
+  void set_observer(RoomObserver* observer) { observer_ = observer; }
 
   // Counts a new stream against the limit; false when the server is full.
   bool TryOpen();
@@ -60,6 +73,7 @@ class SessionRegistry {
   }
 
   const int64_t max_sessions_;
+  RoomObserver* observer_ = nullptr;
   std::atomic<int64_t> open_{0};
   std::atomic<int64_t> joined_{0};
   mutable std::array<Shard, kShards> shards_;

@@ -1,0 +1,166 @@
+#ifndef PRESENCE_SERVER_FLEET_FLEET_H_
+#define PRESENCE_SERVER_FLEET_FLEET_H_
+
+// Fleet: what replicas of the gateway share on Redis (--redis_url), so that
+// the fleet behaves as one gateway.
+//
+// - Liveness. Each replica has an id (host name and a random suffix) and a
+//   key that expires after --replica_ttl unless the replica renews it.
+// - Leaves that survive a replica. Every presence VS accepted is recorded
+//   under its replica until VS answers its leave. When a replica's key
+//   expires, one survivor claims its records atomically (a Lua script takes
+//   and deletes them) and sends one leaveRoom for each. The claimed records
+//   are recorded again under the survivor first, so a second death is
+//   covered too.
+// - Cluster-wide views. Every joined stream is listed in its room's hash, so
+//   GetRoom on any replica lists the whole fleet's viewers (entries of dead
+//   replicas are skipped and removed). A customerBoot received by one replica
+//   is published to all of them.
+// - Redis is weather. Nothing on a gRPC or VS thread waits for Redis: records
+//   are queued, GetRoom answers from this replica alone when Redis does not
+//   answer, and sessions keep being pinged and left exactly once. While Redis
+//   is away the replica is "degraded" (log line, metric); when it is back,
+//   or back empty, the replica registers again everything it holds.
+//
+// Keys (hash tags keep each replica's keys, and each room's, on one Redis
+// Cluster slot; every Lua script touches one slot):
+//   presence:replicas                 sorted set: replica id -> last renewal (ms)
+//   presence:{r:ID}:alive             the replica's liveness, PX --replica_ttl
+//   presence:{r:ID}:presences         hash: presence id -> performer, customer, nickname
+//   presence:{room:PERFORMER}         hash: session id -> replica, customer, registered,
+//                                     joined at, nickname (expires a day after its last write)
+//
+// Thread-safe.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "server/fleet/redis_client.h"
+#include "server/presence/leave_sender.h"
+#include "server/presence/presence_records.h"
+#include "server/session/session_registry.h"
+
+namespace presence::fleet {
+
+struct FleetOptions {
+  RedisOptions redis;
+  // A replica whose liveness key is not renewed for this long is dead.
+  absl::Duration replica_ttl = absl::Seconds(10);
+  // Empty: the host name and a random suffix.
+  std::string replica_id;
+};
+
+// One viewer in a room, as GetRoom lists it.
+struct RoomEntry {
+  std::string replica;
+  std::string nickname;
+  std::optional<int64_t> customer_id;
+  bool registered = false;
+  absl::Time joined_at;
+};
+
+struct FleetStats {
+  RedisStats redis;
+  bool degraded = true;
+  int64_t takeovers = 0;        // Dead replicas whose records this replica claimed.
+  int64_t takeover_leaves = 0;  // leaveRoom sent for a dead replica's presences.
+  int64_t registrations = 0;    // Times this replica registered again all it holds.
+  int64_t live_replicas = 0;    // As of the last renewal.
+};
+
+class Fleet final : public presences::PresenceRecords, public session::RoomObserver {
+ public:
+  // `leaves` sends the takeover leaves; `registry` is listed again after Redis
+  // comes back. Both outlive the fleet.
+  Fleet(FleetOptions options, presences::LeaveSender* leaves,
+        const session::SessionRegistry* registry);
+  ~Fleet() override;  // Stop(), if not called.
+
+  // Connects (in the background) and starts renewing liveness.
+  absl::Status Start();
+  // On shutdown, once this replica's leaves were given their time: forgets the
+  // presences `handed_over` to the next start of this server, then gives up
+  // liveness at once, so that a survivor takes over what is still recorded
+  // (leaves VS did not answer) without waiting for the TTL. Waits at most
+  // `timeout` for Redis.
+  void Stop(const std::vector<std::string>& handed_over = {},
+            absl::Duration timeout = absl::Seconds(2));
+
+  const std::string& replica_id() const { return options_.replica_id; }
+
+  // PresenceRecords.
+  void Joined(const std::string& id, const vs::RoomPresence& presence) override;
+  void Left(const std::string& id) override;
+  // RoomObserver.
+  void StreamJoined(const session::SessionCore& session) override;
+  void StreamLeft(const session::SessionCore& session) override;
+
+  // The fleet's viewers in a room; an error when Redis does not answer (the
+  // caller answers from this replica alone). `done` runs on the Redis thread.
+  void Room(int64_t performer_id,
+            absl::AnyInvocable<void(absl::StatusOr<std::vector<RoomEntry>>) &&> done);
+
+  // Tells every other replica of VS's customerBoot; they end the customer's
+  // streams with `on_boot`. performer 0: every room.
+  void PublishBoot(int64_t customer_id, int64_t performer_id);
+  // Set before Start: what a boot published by another replica does here.
+  void set_on_boot(std::function<void(int64_t customer_id, int64_t performer_id)> on_boot) {
+    on_boot_ = std::move(on_boot);
+  }
+
+  FleetStats stats() const;
+
+ private:
+  void RenewLoop();
+  void Renew();
+  void TakeOverDead(const std::vector<std::string>& replicas);
+  void TakeOver(const std::string& dead);
+  void RegisterAgain();
+  void OnBootMessage(const std::string& message);
+  // Fire and forget: a failure leaves the registration to the next reconnection.
+  void Send(std::vector<std::string> argv);
+  // Waits (on our own thread, never a gRPC or VS one) for one command.
+  absl::StatusOr<RedisReply> Await(std::vector<std::string> argv, absl::Duration timeout);
+
+  std::string PresencesKey(const std::string& replica) const;
+  std::string AliveKey(const std::string& replica) const;
+  static std::string RoomKey(int64_t performer_id);
+
+  FleetOptions options_;
+  presences::LeaveSender* const leaves_;
+  const session::SessionRegistry* const registry_;
+  std::unique_ptr<RedisClient> redis_;
+  std::function<void(int64_t, int64_t)> on_boot_;
+  std::thread renew_;
+  absl::Notification stop_;
+  std::atomic<bool> stopped_{false};
+
+  std::atomic<int64_t> takeovers_{0};
+  std::atomic<int64_t> takeover_leaves_{0};
+  std::atomic<int64_t> registrations_{0};
+  std::atomic<int64_t> live_replicas_{0};
+
+  mutable absl::Mutex mu_;
+  // What this replica has recorded, to record it again after Redis is back.
+  absl::flat_hash_map<std::string, std::string> presences_ ABSL_GUARDED_BY(mu_);
+  // Room entries removed while Redis was away (their removal is replayed).
+  std::vector<std::pair<int64_t, std::string>> unremoved_ ABSL_GUARDED_BY(mu_);
+  // Replicas alive at the last renewal (GetRoom skips the others' entries).
+  absl::flat_hash_set<std::string> live_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace presence::fleet
+
+#endif  // PRESENCE_SERVER_FLEET_FLEET_H_
