@@ -99,7 +99,11 @@ absl::Status PresenceServer::StartFleet(const PresenceServerOptions& options) {
   fleet_->set_on_boot([this](int64_t customer_id, int64_t performer_id) {
     admin::BootServer::Boot(&context_, customer_id, performer_id);
   });
+  fleet_->set_on_owner([this](int64_t performer_id, int64_t customer_id, bool owner) {
+    presences_->SetOwner(performer_id, customer_id, owner);
+  });
   presence_context_.records = fleet_.get();
+  presence_context_.coordinator = fleet_.get();
   registry_->set_observer(fleet_.get());
   context_.fleet = fleet_.get();
   return fleet_->Start();

@@ -21,7 +21,7 @@ constexpr size_t kFieldsPerCommand = 500;
 
 // Takes a dead replica's records, once: nothing if it is alive after all.
 // KEYS[1] its liveness key, KEYS[2] its presences hash.
-constexpr char kClaimScript[] = R"lua(
+constexpr char kClaimReplicaScript[] = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local records = redis.call('HGETALL', KEYS[2])
 redis.call('DEL', KEYS[2])
@@ -39,6 +39,86 @@ for i = 1, #entries, 2 do
   end
 end
 return removed
+)lua";
+
+// A registered customer's presence in a room, shared by the fleet. Fields:
+// state (joining, joined, leaving), owner (the replica that pings it, or that
+// joins or leaves it), nick (VS's display nickname), r:<replica> (a replica
+// holding it). KEYS[1] is its hash in every script below.
+constexpr int64_t kJoiningExpiryMs = 30 * 1000;   // A join's whole retry budget.
+constexpr int64_t kLeavingExpiryMs = 120 * 1000;  // A leave's whole retry budget.
+constexpr int64_t kJoinedExpiryMs = 24 * 3600 * 1000;
+
+// ARGV: replica, joining expiry, joined expiry.
+constexpr char kClaimPresenceScript[] = R"lua(
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  redis.call('HSET', KEYS[1], 'state', 'joining', 'owner', ARGV[1], 'r:' .. ARGV[1], '1')
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {'join'}
+end
+if state == 'joined' then
+  redis.call('HSET', KEYS[1], 'r:' .. ARGV[1], '1')
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  local owner = redis.call('HGET', KEYS[1], 'owner')
+  return {'share', redis.call('HGET', KEYS[1], 'nick'), owner == ARGV[1] and 1 or 0}
+end
+return {'wait'}
+)lua";
+
+// ARGV: replica, display nickname, joined expiry.
+constexpr char kJoinedScript[] = R"lua(
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] and
+   redis.call('HGET', KEYS[1], 'state') == 'joining' then
+  redis.call('HSET', KEYS[1], 'state', 'joined', 'nick', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 1
+)lua";
+
+// ARGV: replica. Also Gone (ARGV[2] 'leaving').
+constexpr char kDropScript[] = R"lua(
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] and
+   redis.call('HGET', KEYS[1], 'state') == ARGV[2] then
+  redis.call('DEL', KEYS[1])
+end
+return 1
+)lua";
+
+// ARGV: the replica letting go, the owner channel prefix, the replica that
+// sends the leave if this was the last hold, leaving expiry. Returns 'last'
+// (then the key is 'leaving', owned by the leave's sender) or 'stay' (another
+// replica holds it; if the one letting go pinged it, a holder is told to).
+constexpr char kReleaseScript[] = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'last' end
+redis.call('HDEL', KEYS[1], 'r:' .. ARGV[1])
+local holders = {}
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(f, 1, 2) == 'r:' then table.insert(holders, string.sub(f, 3)) end
+end
+if #holders == 0 then
+  local nick = redis.call('HGET', KEYS[1], 'nick') or ''
+  redis.call('HSET', KEYS[1], 'state', 'leaving', 'owner', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return {'last', nick}
+end
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'owner', holders[1])
+  redis.call('PUBLISH', ARGV[2] .. holders[1], KEYS[1])
+end
+return {'stay', ''}
+)lua";
+
+// After Redis came back (maybe empty): this replica holds the presence,
+// joined with ARGV[2]. ARGV: replica, nickname, joined expiry. Returns the owner.
+constexpr char kRegisterScript[] = R"lua(
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  redis.call('HSET', KEYS[1], 'state', 'joined', 'nick', ARGV[2], 'owner', ARGV[1])
+end
+redis.call('HSET', KEYS[1], 'r:' .. ARGV[1], '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return redis.call('HGET', KEYS[1], 'owner')
 )lua";
 
 std::string DefaultReplicaId() {
@@ -60,20 +140,22 @@ std::optional<int64_t> ParseCustomer(absl::string_view text) {
   return customer;
 }
 
-// "performer \t customer \t nickname" (the nickname last: it is free text).
-std::string PresenceRecord(const vs::RoomPresence& presence) {
+// "performer \t customer \t shared \t nickname" (the nickname last: it is
+// free text). `shared`: held through the fleet's shared presence.
+std::string PresenceRecord(const vs::RoomPresence& presence, bool shared) {
   return absl::StrCat(presence.performer_id, "\t", CustomerText(presence.customer_id), "\t",
-                      presence.nickname);
+                      shared ? 1 : 0, "\t", presence.nickname);
 }
 
-std::optional<vs::RoomPresence> ParsePresenceRecord(absl::string_view record) {
-  std::vector<absl::string_view> parts = absl::StrSplit(record, absl::MaxSplits('\t', 2));
+std::optional<vs::RoomPresence> ParsePresenceRecord(absl::string_view record, bool* shared) {
+  std::vector<absl::string_view> parts = absl::StrSplit(record, absl::MaxSplits('\t', 3));
   vs::RoomPresence presence;
-  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &presence.performer_id)) {
+  if (parts.size() != 4 || !absl::SimpleAtoi(parts[0], &presence.performer_id)) {
     return std::nullopt;
   }
   presence.customer_id = ParseCustomer(parts[1]);
-  presence.nickname = std::string(parts[2]);
+  *shared = parts[2] == "1" && presence.customer_id.has_value();
+  presence.nickname = std::string(parts[3]);
   return presence;
 }
 
@@ -119,9 +201,19 @@ std::string Fleet::RoomKey(int64_t performer_id) {
   return absl::StrCat("presence:{room:", performer_id, "}");
 }
 
+std::string Fleet::SharedKey(int64_t performer_id, int64_t customer_id) {
+  return absl::StrCat("presence:{p:", performer_id, ":", customer_id, "}");
+}
+
+std::string Fleet::OwnerChannel(const std::string& replica) const {
+  return absl::StrCat("presence:own:", replica);
+}
+
 absl::Status Fleet::Start() {
   redis_->OnReady([this] { RegisterAgain(); });
   redis_->Subscribe(kBootChannel, [this](const std::string& message) { OnBootMessage(message); });
+  redis_->Subscribe(OwnerChannel(options_.replica_id),
+                    [this](const std::string& message) { OnOwnerMessage(message); });
   if (absl::Status started = redis_->Start(); !started.ok()) return started;
   {
     absl::MutexLock lock(&mu_);
@@ -185,9 +277,12 @@ absl::StatusOr<RedisReply> Fleet::Await(std::vector<std::string> argv, absl::Dur
 }
 
 void Fleet::Joined(const std::string& id, const vs::RoomPresence& presence) {
-  std::string record = PresenceRecord(presence);
+  std::string record;
   {
     absl::MutexLock lock(&mu_);
+    bool shared = presence.customer_id.has_value() &&
+                  shared_.contains(std::make_pair(presence.performer_id, *presence.customer_id));
+    record = PresenceRecord(presence, shared);
     presences_[id] = record;
   }
   Send({"HSET", PresencesKey(options_.replica_id), id, std::move(record)});
@@ -255,8 +350,33 @@ void Fleet::RegisterAgain() {
     Send(std::move(argv));
     Send({"PEXPIRE", RoomKey(performer), absl::StrCat(kRoomExpiryMs)});
   }
-  log::Info("fleet_registered",
-            {{"replica", options_.replica_id}, {"rooms", absl::StrCat(rooms.size())}});
+  std::vector<std::pair<std::pair<int64_t, int64_t>, std::string>> shared;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [key, s] : shared_) {
+      if (!s.nickname.empty()) shared.emplace_back(key, s.nickname);
+    }
+  }
+  for (const auto& [key, nickname] : shared) {
+    // The first replica to register a presence Redis forgot pings it; the
+    // others stop.
+    redis_->Command({"EVAL", kRegisterScript, "1", SharedKey(key.first, key.second),
+                     options_.replica_id, nickname, absl::StrCat(kJoinedExpiryMs)},
+                    [this, key = key](absl::StatusOr<RedisReply> reply) {
+                      if (!reply.ok()) return;
+                      bool owner = reply->str == options_.replica_id;
+                      {
+                        absl::MutexLock lock(&mu_);
+                        auto it = shared_.find(key);
+                        if (it == shared_.end()) return;
+                        it->second.owner = owner;
+                      }
+                      if (on_owner_) on_owner_(key.first, key.second, owner);
+                    });
+  }
+  log::Info("fleet_registered", {{"replica", options_.replica_id},
+                                 {"rooms", absl::StrCat(rooms.size())},
+                                 {"shared_presences", absl::StrCat(shared.size())}});
 }
 
 void Fleet::RenewLoop() {
@@ -301,15 +421,39 @@ void Fleet::TakeOverDead(const std::vector<std::string>& replicas) {
 void Fleet::TakeOver(const std::string& dead) {
   absl::Duration timeout = options_.redis.command_timeout * 2;
   absl::StatusOr<RedisReply> claimed =
-      Await({"EVAL", kClaimScript, "2", AliveKey(dead), PresencesKey(dead)}, timeout);
+      Await({"EVAL", kClaimReplicaScript, "2", AliveKey(dead), PresencesKey(dead)}, timeout);
   if (!claimed.ok() || claimed->type != RedisReply::Type::kArray) return;  // Alive after all.
   absl::flat_hash_set<int64_t> rooms;
   int64_t leaves = 0;
+  bool unfinished = false;
   for (size_t i = 0; i + 1 < claimed->elements.size(); i += 2) {
     const std::string& id = claimed->elements[i].str;
-    std::optional<vs::RoomPresence> presence = ParsePresenceRecord(claimed->elements[i + 1].str);
+    bool shared = false;
+    std::optional<vs::RoomPresence> presence =
+        ParsePresenceRecord(claimed->elements[i + 1].str, &shared);
     if (!presence.has_value()) continue;
     rooms.insert(presence->performer_id);
+    if (shared) {
+      // Other replicas may still hold it: left only if none does.
+      absl::StatusOr<std::optional<std::string>> last =
+          ReleaseDead(dead, presence->performer_id, *presence->customer_id);
+      if (!last.ok()) {
+        // Put back: the next renewal takes it over again.
+        Send({"HSET", PresencesKey(dead), id, claimed->elements[i + 1].str});
+        unfinished = true;
+        log::Warning("takeover_release_failed",
+                     {{"dead_replica", dead}, {"error", last.status().ToString()}});
+        continue;
+      }
+      if (!last->has_value()) continue;  // Live replicas still hold it.
+      if (!(*last)->empty()) presence->nickname = **last;
+      int64_t performer = presence->performer_id, customer = *presence->customer_id;
+      Joined(id, *presence);
+      leaves_->Send(id, *presence, presences::LeaveSender::Kind::kLeave,
+                    [this, performer, customer] { Gone(performer, customer); });
+      ++leaves;
+      continue;
+    }
     // Recorded under this replica first: if it dies too, the next survivor
     // sends the leave. VS's answer removes the record (Left).
     Joined(id, *presence);
@@ -319,12 +463,118 @@ void Fleet::TakeOver(const std::string& dead) {
   for (int64_t performer : rooms) {
     Send({"EVAL", kCleanRoomScript, "1", RoomKey(performer), absl::StrCat(dead, "\t")});
   }
-  Send({"ZREM", kReplicas, dead});
+  if (!unfinished) Send({"ZREM", kReplicas, dead});
   takeovers_.fetch_add(1);
   takeover_leaves_.fetch_add(leaves);
   log::Warning(
       "replica_taken_over",
       {{"dead_replica", dead}, {"by", options_.replica_id}, {"leaves", absl::StrCat(leaves)}});
+}
+
+void Fleet::Claim(int64_t performer_id, int64_t customer_id,
+                  absl::AnyInvocable<void(Claimed) &&> done) {
+  auto key = std::make_pair(performer_id, customer_id);
+  redis_->Command(
+      {"EVAL", kClaimPresenceScript, "1", SharedKey(performer_id, customer_id), options_.replica_id,
+       absl::StrCat(kJoiningExpiryMs), absl::StrCat(kJoinedExpiryMs)},
+      [this, key, done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        Claimed claimed;
+        if (!reply.ok() || reply->elements.empty()) {
+          std::move(done)(claimed);  // kAlone: the fleet cannot answer.
+          return;
+        }
+        const std::string& what = reply->elements[0].str;
+        if (what == "join") {
+          claimed.kind = Claimed::Kind::kJoin;
+          absl::MutexLock lock(&mu_);
+          shared_[key] = Shared{"", true};
+        } else if (what == "share" && reply->elements.size() == 3) {
+          claimed.kind = Claimed::Kind::kShare;
+          claimed.nickname = reply->elements[1].str;
+          claimed.owner = reply->elements[2].integer == 1;
+          absl::MutexLock lock(&mu_);
+          shared_[key] = Shared{claimed.nickname, claimed.owner};
+        } else {
+          claimed.kind = Claimed::Kind::kWait;
+        }
+        std::move(done)(std::move(claimed));
+      });
+}
+
+void Fleet::Joined(int64_t performer_id, int64_t customer_id, const std::string& nickname) {
+  {
+    absl::MutexLock lock(&mu_);
+    shared_[std::make_pair(performer_id, customer_id)] = Shared{nickname, true};
+  }
+  Send({"EVAL", kJoinedScript, "1", SharedKey(performer_id, customer_id), options_.replica_id,
+        nickname, absl::StrCat(kJoinedExpiryMs)});
+}
+
+void Fleet::Abandon(int64_t performer_id, int64_t customer_id) {
+  {
+    absl::MutexLock lock(&mu_);
+    shared_.erase(std::make_pair(performer_id, customer_id));
+  }
+  Send({"EVAL", kDropScript, "1", SharedKey(performer_id, customer_id), options_.replica_id,
+        "joining"});
+}
+
+void Fleet::Release(int64_t performer_id, int64_t customer_id,
+                    absl::AnyInvocable<void(Released) &&> done) {
+  auto key = std::make_pair(performer_id, customer_id);
+  redis_->Command(
+      {"EVAL", kReleaseScript, "1", SharedKey(performer_id, customer_id), options_.replica_id,
+       OwnerChannel(""), options_.replica_id, absl::StrCat(kLeavingExpiryMs)},
+      [this, key, done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        if (!reply.ok() || reply->elements.empty()) {
+          std::move(done)(Released::kRetry);
+          return;
+        }
+        {
+          absl::MutexLock lock(&mu_);
+          shared_.erase(key);
+        }
+        std::move(done)(reply->elements[0].str == "last" ? Released::kLast : Released::kStay);
+      });
+}
+
+void Fleet::Gone(int64_t performer_id, int64_t customer_id) {
+  Send({"EVAL", kDropScript, "1", SharedKey(performer_id, customer_id), options_.replica_id,
+        "leaving"});
+}
+
+absl::StatusOr<std::optional<std::string>> Fleet::ReleaseDead(const std::string& dead,
+                                                              int64_t performer_id,
+                                                              int64_t customer_id) {
+  absl::StatusOr<RedisReply> reply =
+      Await({"EVAL", kReleaseScript, "1", SharedKey(performer_id, customer_id), dead,
+             OwnerChannel(""), options_.replica_id, absl::StrCat(kLeavingExpiryMs)},
+            options_.redis.command_timeout * 2);
+  if (!reply.ok()) return reply.status();
+  if (reply->elements.size() != 2) return absl::InternalError("unexpected reply to the release");
+  if (reply->elements[0].str != "last") return std::nullopt;
+  return reply->elements[1].str;
+}
+
+void Fleet::OnOwnerMessage(const std::string& message) {
+  // "presence:{p:PERFORMER:CUSTOMER}"
+  int64_t performer = 0, customer = 0;
+  std::vector<absl::string_view> parts = absl::StrSplit(message, absl::ByAnyChar(":{}"));
+  std::vector<absl::string_view> numbers;
+  for (absl::string_view p : parts) {
+    if (!p.empty() && p != "presence" && p != "p") numbers.push_back(p);
+  }
+  if (numbers.size() != 2 || !absl::SimpleAtoi(numbers[0], &performer) ||
+      !absl::SimpleAtoi(numbers[1], &customer)) {
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = shared_.find(std::make_pair(performer, customer));
+    if (it == shared_.end()) return;
+    it->second.owner = true;
+  }
+  if (on_owner_) on_owner_(performer, customer, true);
 }
 
 void Fleet::Room(int64_t performer_id,

@@ -49,6 +49,7 @@
 #include "absl/time/time.h"
 #include "server/fleet/redis_client.h"
 #include "server/presence/leave_sender.h"
+#include "server/presence/presence_coordinator.h"
 #include "server/presence/presence_records.h"
 #include "server/session/session_registry.h"
 
@@ -80,7 +81,9 @@ struct FleetStats {
   int64_t live_replicas = 0;    // As of the last renewal.
 };
 
-class Fleet final : public presences::PresenceRecords, public session::RoomObserver {
+class Fleet final : public presences::PresenceRecords,
+                    public presences::PresenceCoordinator,
+                    public session::RoomObserver {
  public:
   // `leaves` sends the takeover leaves; `registry` is listed again after Redis
   // comes back. Both outlive the fleet.
@@ -103,6 +106,20 @@ class Fleet final : public presences::PresenceRecords, public session::RoomObser
   // PresenceRecords.
   void Joined(const std::string& id, const vs::RoomPresence& presence) override;
   void Left(const std::string& id) override;
+  // PresenceCoordinator: one VS presence per registered customer per room.
+  void Claim(int64_t performer_id, int64_t customer_id,
+             absl::AnyInvocable<void(Claimed) &&> done) override;
+  void Joined(int64_t performer_id, int64_t customer_id, const std::string& nickname) override;
+  void Abandon(int64_t performer_id, int64_t customer_id) override;
+  void Release(int64_t performer_id, int64_t customer_id,
+               absl::AnyInvocable<void(Released) &&> done) override;
+  void Gone(int64_t performer_id, int64_t customer_id) override;
+  // Set before Start: this replica became (or stopped being) the one that
+  // pings a customer's shared presence.
+  void set_on_owner(std::function<void(int64_t performer_id, int64_t customer_id, bool owner)> f) {
+    on_owner_ = std::move(f);
+  }
+
   // RoomObserver.
   void StreamJoined(const session::SessionCore& session) override;
   void StreamLeft(const session::SessionCore& session) override;
@@ -129,6 +146,12 @@ class Fleet final : public presences::PresenceRecords, public session::RoomObser
   void TakeOver(const std::string& dead);
   void RegisterAgain();
   void OnBootMessage(const std::string& message);
+  void OnOwnerMessage(const std::string& message);
+  // Releases a dead replica's hold on a shared presence. The display
+  // nickname when no live replica holds it any more (this one leaves it);
+  // nullopt when one still does.
+  absl::StatusOr<std::optional<std::string>> ReleaseDead(const std::string& dead,
+                                                         int64_t performer_id, int64_t customer_id);
   // Fire and forget: a failure leaves the registration to the next reconnection.
   void Send(std::vector<std::string> argv);
   // Waits (on our own thread, never a gRPC or VS one) for one command.
@@ -137,12 +160,15 @@ class Fleet final : public presences::PresenceRecords, public session::RoomObser
   std::string PresencesKey(const std::string& replica) const;
   std::string AliveKey(const std::string& replica) const;
   static std::string RoomKey(int64_t performer_id);
+  static std::string SharedKey(int64_t performer_id, int64_t customer_id);
+  std::string OwnerChannel(const std::string& replica) const;
 
   FleetOptions options_;
   presences::LeaveSender* const leaves_;
   const session::SessionRegistry* const registry_;
   std::unique_ptr<RedisClient> redis_;
   std::function<void(int64_t, int64_t)> on_boot_;
+  std::function<void(int64_t, int64_t, bool)> on_owner_;
   std::thread renew_;
   absl::Notification stop_;
   std::atomic<bool> stopped_{false};
@@ -155,6 +181,13 @@ class Fleet final : public presences::PresenceRecords, public session::RoomObser
   mutable absl::Mutex mu_;
   // What this replica has recorded, to record it again after Redis is back.
   absl::flat_hash_map<std::string, std::string> presences_ ABSL_GUARDED_BY(mu_);
+  // The registered customers' shared presences this replica holds in the
+  // fleet: display nickname (empty while joining) and whether it pings.
+  struct Shared {
+    std::string nickname;
+    bool owner = false;
+  };
+  absl::flat_hash_map<std::pair<int64_t, int64_t>, Shared> shared_ ABSL_GUARDED_BY(mu_);
   // Room entries removed while Redis was away (their removal is replayed).
   std::vector<std::pair<int64_t, std::string>> unremoved_ ABSL_GUARDED_BY(mu_);
   // Replicas alive at the last renewal (GetRoom skips the others' entries).

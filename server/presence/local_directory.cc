@@ -79,7 +79,19 @@ std::shared_ptr<LocalPresence> LocalDirectory::NewShared(const PresenceKey& key,
                                                          const std::string& id) {
   return std::make_shared<LocalPresence>(
       context_, id, join, [this, key](const LocalPresence* gone) { Forget(key, gone); },
-      [this](std::shared_ptr<LocalPresence> p, const SessionCore& s) { Hold(std::move(p), s); });
+      [this](std::shared_ptr<LocalPresence> p, const SessionCore& s) { Hold(std::move(p), s); },
+      /*shared=*/true);
+}
+
+void LocalDirectory::SetOwner(int64_t performer_id, int64_t customer_id, bool owner) {
+  std::shared_ptr<LocalPresence> presence;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = shared_.find(PresenceKey{performer_id, customer_id});
+    if (it == shared_.end()) return;
+    presence = it->second;
+  }
+  presence->SetPinging(owner);
 }
 
 std::shared_ptr<LocalPresence> LocalDirectory::NewPresence(const std::string& id,

@@ -68,6 +68,9 @@ class LocalDirectory final : public PresenceDirectory {
   // caller leaves it).
   bool Restore(const journal::JournaledSession& presence,
                const std::vector<journal::JournaledHold>& holds);
+  // The fleet made this replica the one that pings a customer's shared
+  // presence (`owner`), or another one.
+  void SetOwner(int64_t performer_id, int64_t customer_id, bool owner);
   int64_t shared_presences() const override;
   int64_t held_sessions() const override;
 

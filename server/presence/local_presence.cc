@@ -11,11 +11,22 @@ namespace presence::presences {
 using session::JoinAnswer;
 using session::SessionCore;
 
+namespace {
+
+// How long a join waits for another replica to finish joining or leaving the
+// customer's presence, and how often it asks again meanwhile.
+constexpr absl::Duration kMaxFleetWait = absl::Seconds(10);
+constexpr absl::Duration kMaxClaimPause = absl::Milliseconds(500);
+constexpr absl::Duration kReleaseRetry = absl::Milliseconds(500);
+
+}  // namespace
+
 LocalPresence::LocalPresence(const PresenceContext* context, std::string id,
-                             vs::JoinRoomRequest join, OnGone on_gone, OnHold on_hold)
+                             vs::JoinRoomRequest join, OnGone on_gone, OnHold on_hold, bool shared)
     : context_(context),
       id_(std::move(id)),
       join_(std::move(join)),
+      coordinated_(shared && context->coordinator != nullptr && join_.customer_id.has_value()),
       on_gone_(std::move(on_gone)),
       on_hold_(std::move(on_hold)) {}
 
@@ -24,7 +35,59 @@ std::optional<JoinAnswer> LocalPresence::Join(std::shared_ptr<SessionCore> first
     absl::MutexLock lock(&mu_);
     streams_.push_back(first);
   }
+  if (coordinated_) {
+    Claim();
+    return std::nullopt;
+  }
   return SendJoin(first.get());
+}
+
+void LocalPresence::Claim() {
+  if (waits_ == 0) wait_deadline_ = context_->scheduler->clock()->Now() + kMaxFleetWait;
+  std::shared_ptr<LocalPresence> self = shared_from_this();
+  context_->coordinator->Claim(
+      join_.performer_id, *join_.customer_id,
+      [self](PresenceCoordinator::Claimed claimed) { self->OnClaim(std::move(claimed)); });
+}
+
+void LocalPresence::OnClaim(PresenceCoordinator::Claimed claimed) {
+  using Kind = PresenceCoordinator::Claimed::Kind;
+  switch (claimed.kind) {
+    case Kind::kJoin:
+      via_.store(Via::kFleetJoin);
+      SendJoin(nullptr);
+      return;
+    case Kind::kAlone:  // The fleet cannot answer: joined as a lone replica.
+      SendJoin(nullptr);
+      return;
+    case Kind::kShare: {
+      via_.store(Via::kFleetShare);
+      pinging_.store(claimed.owner);
+      metrics::Increment(context_->counters->joins_shared);
+      vs::VsResult shared;
+      shared.outcome = vs::VsOutcome::kAccepted;
+      FinishJoin({shared, claimed.nickname, ""}, nullptr, /*from_vs=*/false);
+      return;
+    }
+    case Kind::kWait: {
+      const base::Clock* clock = context_->scheduler->clock();
+      if (clock->Now() >= wait_deadline_) {
+        vs::VsResult busy;
+        busy.outcome = vs::VsOutcome::kTransportError;
+        busy.status = absl::UnavailableError(
+            "the customer's presence in this room is being joined or left through another "
+            "replica; retry");
+        FinishJoin({busy, "", ""}, nullptr, /*from_vs=*/false);
+        return;
+      }
+      absl::Duration pause =
+          std::min(absl::Milliseconds(20) * (1 << std::min(waits_, 5)), kMaxClaimPause);
+      ++waits_;
+      std::shared_ptr<LocalPresence> self = shared_from_this();
+      context_->scheduler->RunAt(clock->Now() + pause, [self] { self->Claim(); });
+      return;
+    }
+  }
 }
 
 bool LocalPresence::JoinAfter(LocalPresence& predecessor, std::shared_ptr<SessionCore> first) {
@@ -34,7 +97,13 @@ bool LocalPresence::JoinAfter(LocalPresence& predecessor, std::shared_ptr<Sessio
     streams_.push_back(std::move(first));
   }
   std::shared_ptr<LocalPresence> self = shared_from_this();
-  return predecessor.AfterGone([self] { self->SendJoin(nullptr); });
+  return predecessor.AfterGone([self] {
+    if (self->coordinated_) {
+      self->Claim();
+    } else {
+      self->SendJoin(nullptr);
+    }
+  });
 }
 
 bool LocalPresence::AfterGone(absl::AnyInvocable<void() &&> then) {
@@ -84,9 +153,19 @@ void LocalPresence::OnJoinResult(const vs::VsResult& result) {
   FinishJoin({result, result.nickname.empty() ? join_.nickname : result.nickname, ""}, nullptr);
 }
 
-void LocalPresence::FinishJoin(const JoinAnswer& answer, const SessionCore* told_by_caller) {
+void LocalPresence::FinishJoin(const JoinAnswer& answer, const SessionCore* told_by_caller,
+                               bool from_vs) {
   const vs::VsResult& result = answer.result;
-  CountJoin(result);
+  if (from_vs) CountJoin(result);
+  if (from_vs && via_.load() == Via::kFleetJoin) {
+    // The other replicas waiting on this presence share it, or try themselves.
+    if (result.accepted()) {
+      context_->coordinator->Joined(join_.performer_id, *join_.customer_id,
+                                    answer.display_nickname);
+    } else {
+      context_->coordinator->Abandon(join_.performer_id, *join_.customer_id);
+    }
+  }
   bool leave_now = false;
   std::vector<std::shared_ptr<SessionCore>> streams;
   {
@@ -122,7 +201,9 @@ std::vector<std::shared_ptr<SessionCore>> LocalPresence::SettleJoinLocked(const 
     return std::exchange(streams_, {});
   }
   display_nickname_ = answer.display_nickname;
-  if (context_->journal != nullptr) {
+  // A presence shared from another replica owes VS no leave of this
+  // replica's own after a crash: the fleet's records cover it.
+  if (context_->journal != nullptr && via_.load() != Via::kFleetShare) {
     context_->journal->RecordJoin({id_, join_.performer_id, join_.customer_id, display_nickname_});
   }
   if (context_->records != nullptr) context_->records->Joined(id_, room_presence());
@@ -202,12 +283,45 @@ bool LocalPresence::LastOutLocked() {
 
 void LocalPresence::StartLeave(LeaveSender::Kind kind) {
   Close();  // No more pings.
+  if (kind == LeaveSender::Kind::kLeave && via_.load() != Via::kVs) {
+    Release();  // Left only if no other replica holds it.
+    return;
+  }
   vs::RoomPresence presence = room_presence();
   if (kind == LeaveSender::Kind::kBestEffort) presence.nickname = join_.nickname;
   std::shared_ptr<LocalPresence> self = shared_from_this();
   context_->leaves->Send(id_, presence, kind, [self, kind] {
     if (kind == LeaveSender::Kind::kLeave) self->Gone();
   });
+}
+
+void LocalPresence::Release() {
+  std::shared_ptr<LocalPresence> self = shared_from_this();
+  context_->coordinator->Release(
+      join_.performer_id, *join_.customer_id,
+      [self](PresenceCoordinator::Released released) { self->OnRelease(released); });
+}
+
+void LocalPresence::OnRelease(PresenceCoordinator::Released released) {
+  std::shared_ptr<LocalPresence> self = shared_from_this();
+  switch (released) {
+    case PresenceCoordinator::Released::kLast:
+      context_->leaves->Send(id_, room_presence(), LeaveSender::Kind::kLeave, [self] {
+        self->context_->coordinator->Gone(self->join_.performer_id, *self->join_.customer_id);
+        self->Gone();
+      });
+      return;
+    case PresenceCoordinator::Released::kStay:
+      // Other replicas hold it: nothing is owed to VS from here.
+      if (context_->journal != nullptr) context_->journal->RecordLeft(id_);
+      if (context_->records != nullptr) context_->records->Left(id_);
+      Gone();
+      return;
+    case PresenceCoordinator::Released::kRetry:
+      context_->scheduler->RunAt(context_->scheduler->clock()->Now() + kReleaseRetry,
+                                 [self] { self->Release(); });
+      return;
+  }
 }
 
 void LocalPresence::Gone() {
@@ -226,6 +340,10 @@ vs::RoomPresence LocalPresence::room_presence() const {
 }
 
 void LocalPresence::SendPing() {
+  if (!pinging_.load(std::memory_order_acquire)) {
+    PingDone();  // Another replica pings this presence.
+    return;
+  }
   std::shared_ptr<LocalPresence> self = shared_from_this();
   absl::Status taken = context_->vs->PingRoom(room_presence(), [self](vs::VsResult result) {
     self->PingDone();

@@ -17,8 +17,15 @@
 // after every stream is gone is left at once; a join whose outcome is unknown
 // gets a best-effort leave.
 //
+// In a fleet (PresenceContext::coordinator), a shared presence first claims
+// the customer's presence from the fleet: it joins VS only when no replica
+// holds it, shares the one another replica joined otherwise (no joinRoom, no
+// pings unless it becomes the owner), and, when its last stream leaves,
+// sends leaveRoom only if no other replica still holds it.
+//
 // Thread-safe.
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -44,8 +51,9 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
 
   // `id` names the presence in the journal and the log (its first stream's
   // session id).
+  // `shared`: a registered customer's presence, which a fleet coordinates.
   LocalPresence(const PresenceContext* context, std::string id, vs::JoinRoomRequest join,
-                OnGone on_gone = nullptr, OnHold on_hold = nullptr);
+                OnGone on_gone = nullptr, OnHold on_hold = nullptr, bool shared = false);
 
   // The first stream: sends joinRoom. Returns the answer when VS would not
   // take the request; the other streams attached by then hear it too.
@@ -77,20 +85,38 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   // that sent the presence's leaveRoom (nothing else held it).
   bool EndHold();
 
+  // Whether this replica pings the presence: the fleet's owner does, the
+  // other replicas holding it do not.
+  void SetPinging(bool owner) { pinging_.store(owner, std::memory_order_release); }
+
   const std::string& id() const { return id_; }
 
  private:
   enum class State { kJoining, kJoined, kLeaving, kGone };
 
+  // How this presence came to be joined.
+  enum class Via {
+    kVs,          // This replica's joinRoom (alone, or the fleet's first).
+    kFleetJoin,   // This replica's joinRoom, claimed from the fleet.
+    kFleetShare,  // Joined by another replica; shared through the fleet.
+  };
+
   // Sends joinRoom. When VS would not take it, every stream but `caller`
   // hears the answer, which is returned (for `caller`).
   std::optional<session::JoinAnswer> SendJoin(const session::SessionCore* caller);
+  // The fleet's answer to this presence's claim (coordinated presences).
+  void Claim();
+  void OnClaim(PresenceCoordinator::Claimed claimed);
+  // The fleet's answer to the release of a coordinated presence.
+  void Release();
+  void OnRelease(PresenceCoordinator::Released released);
   // Runs `then` once this presence is gone; false (and nothing) if it is.
   bool AfterGone(absl::AnyInvocable<void() &&> then);
   void OnJoinResult(const vs::VsResult& result);
   // The join's outcome, whichever way it came: settles the state, tells
   // every stream but `told_by_caller`, and takes back what VS may hold.
-  void FinishJoin(const session::JoinAnswer& answer, const session::SessionCore* told_by_caller);
+  void FinishJoin(const session::JoinAnswer& answer, const session::SessionCore* told_by_caller,
+                  bool from_vs = true);
   // Joined, with no stream and no hold left: moves to kLeaving (the caller
   // sends the leave) and returns true.
   bool LastOutLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -108,6 +134,14 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   const PresenceContext* const context_;
   const std::string id_;
   const vs::JoinRoomRequest join_;
+  // Shared and in a fleet: claims and releases go through the coordinator.
+  const bool coordinated_;
+  // False while another replica pings the presence (a fleet's follower).
+  std::atomic<bool> pinging_{true};
+  std::atomic<Via> via_{Via::kVs};
+  // Claims answered kWait so far, and when this one gives up waiting.
+  int waits_ = 0;
+  absl::Time wait_deadline_;
   OnGone on_gone_;
   const OnHold on_hold_;
 

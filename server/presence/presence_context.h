@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "server/journal/session_journal.h"
 #include "server/metrics/gateway_counters.h"
+#include "server/presence/presence_coordinator.h"
 #include "server/presence/presence_records.h"
 #include "server/session/ping_scheduler.h"
 #include "server/vs/vs_client.h"
@@ -22,6 +23,9 @@ struct PresenceContext {
   journal::SessionJournal* journal = nullptr;
   // The fleet's shared record of accepted presences (--redis_url); null: none.
   PresenceRecords* records = nullptr;
+  // Agrees with the other replicas on registered customers' shared presences
+  // (--redis_url); null: this replica decides alone.
+  PresenceCoordinator* coordinator = nullptr;
   LeaveSender* leaves = nullptr;
   metrics::GatewayCounters* counters = nullptr;
   // How long a lost stream's session is held for a resume; 0: not at all.

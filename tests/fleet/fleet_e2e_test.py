@@ -245,6 +245,57 @@ class FleetTest(unittest.TestCase):
         wait_for(lambda: self.count("leaveRoom") == len(on_a) + 1, what="B's leave")
         self.assert_ledger_balanced()
 
+    def pings_between(self, start, end, nickname):
+        return [r for r in self.requests("pingRoom")
+                if dict(r["fields"])["nickname"] == nickname and start <= r["at_unix_ms"] / 1000 < end]
+
+    def test_one_customer_on_two_replicas_is_one_presence(self):
+        a, b, _ = self.replicas
+        first = Viewer(a, 6, "erin", customer=42)
+        second = Viewer(b, 6, "erin", customer=42)
+        self.assertEqual(second.nickname, first.nickname)  # Shared: VS's one nickname.
+        self.assertEqual(self.count("joinRoom"), 1)
+        # One replica pings it: one ping per interval (500 ms), not two.
+        start = time.time()
+        wait_for(lambda: time.time() > start + 3, what="three seconds of pings")
+        pings = len(self.pings_between(start, start + 3, first.nickname))
+        self.assertGreaterEqual(pings, 4)
+        self.assertLessEqual(pings, 8)
+        # The first tab closes: VS sees no leave, and the pings go on from B.
+        first.leave()
+        handed = time.time()
+        wait_for(lambda: len(self.pings_between(handed + 1, time.time(), first.nickname)) >= 3,
+                 what="B to ping the presence")
+        self.assertEqual(self.count("leaveRoom"), 0)
+        self.assertEqual(len(b.room(6)), 1)
+        second.leave()
+        wait_for(lambda: self.count("leaveRoom") == 1, what="the one leave")
+        # The customer comes back later: a fresh join, on either replica.
+        again = Viewer(b, 6, "erin", customer=42)
+        self.assertEqual(self.count("joinRoom"), 2)
+        again.leave()
+        wait_for(lambda: self.count("leaveRoom") == 2, what="the second leave")
+        self.assert_ledger_balanced()
+
+    def test_a_killed_replica_sharing_a_presence_leaves_it_to_the_others(self):
+        a, b, c = self.replicas
+        owner = Viewer(a, 11, "fay", customer=77)  # A joined: A pings it.
+        other = Viewer(b, 11, "fay", customer=77)
+        alone = Viewer(a, 12, "gus", customer=78)
+        a.stop(signal.SIGKILL)
+        # A's lone presence is left; the shared one is not (B holds it) and
+        # its pings go on from B.
+        wait_for(lambda: self.count("leaveRoom") == 1, what="the takeover leave")
+        self.assertEqual(dict(self.requests("leaveRoom")[0]["fields"])["nickname"], alone.nickname)
+        killed = time.time()
+        wait_for(lambda: len(self.pings_between(killed, time.time(), owner.nickname)) >= 3,
+                 what="B to ping the shared presence")
+        self.assertEqual(self.count("leaveRoom"), 1)
+        other.leave()
+        wait_for(lambda: self.count("leaveRoom") == 2, what="the shared presence's leave")
+        self.assertEqual(self.count("joinRoom"), 2)
+        self.assert_ledger_balanced()
+
     def test_get_room_on_a_third_replica_lists_the_whole_fleet(self):
         a, b, c = self.replicas
         viewers = [Viewer(a, 7, "ann", customer=1), Viewer(b, 7, "bob"), Viewer(b, 8, "elsewhere")]
