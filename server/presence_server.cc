@@ -3,10 +3,12 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -116,7 +118,8 @@ absl::Status PresenceServer::OpenJournal(const PresenceServerOptions& options) {
   if (!journal.ok()) return journal.status();
   journal_ = *std::move(journal);
   presence_context_.journal = journal_.get();
-  RecoverFromJournal(options.recovery_timeout);
+  bool fleet_recovered = fleet_ != nullptr && RecoverPreviousReplica(options.state_dir);
+  RecoverFromJournal(options.recovery_timeout, fleet_recovered);
   return absl::OkStatus();
 }
 
@@ -168,14 +171,42 @@ absl::Status PresenceServer::StartAdmin(const PresenceServerOptions& options) {
   return absl::OkStatus();
 }
 
-void PresenceServer::RecoverFromJournal(absl::Duration timeout) {
+bool PresenceServer::RecoverPreviousReplica(const std::string& state_dir) {
+  const std::string path = state_dir + "/replica_id";
+  std::string previous;
+  {
+    std::ifstream in(path);
+    std::getline(in, previous);
+  }
+  {
+    std::ofstream out(path + ".tmp", std::ios::trunc);
+    out << fleet_->replica_id() << "\n";
+  }
+  std::rename((path + ".tmp").c_str(), path.c_str());
+  if (previous.empty()) return false;
+  bool recovered = fleet_->RecoverPrevious(previous, absl::Seconds(3));
+  log::Info("fleet_previous_replica",
+            {{"previous", previous}, {"taken_over_here", recovered ? "true" : "false"}});
+  return recovered;
+}
+
+void PresenceServer::RecoverFromJournal(absl::Duration timeout, bool fleet_recovered) {
   if (journal_->unfinished().empty()) return;
   std::vector<journal::JournaledSession> to_leave;
-  int64_t restored = 0;
+  int64_t restored = 0, by_fleet = 0;
+  // Handed over at the last shutdown: removed from the fleet's records then,
+  // so this start owes their leave if it cannot hold them again.
+  absl::flat_hash_set<std::string> handed_over;
+  for (const journal::JournaledHold& h : journal_->holds()) handed_over.insert(h.presence_id);
   for (const journal::JournaledSession& s : journal_->unfinished()) {
     // Handed over by the previous run for a resume: held again, not left.
     if (s.confirmed && presences_->Restore(s, journal_->holds())) {
       ++restored;
+    } else if (s.confirmed && fleet_recovered && !handed_over.contains(s.session_id)) {
+      // The fleet's records had it: left by the fleet (here, or by a
+      // survivor before this start), exactly once.
+      journal_->RecordLeft(s.session_id);
+      ++by_fleet;
     } else {
       to_leave.push_back(s);
     }
@@ -185,6 +216,7 @@ void PresenceServer::RecoverFromJournal(absl::Duration timeout) {
   log::Info("recovered",
             {{"sessions_left_open_by_last_run", absl::StrCat(journal_->unfinished().size())},
              {"held_again_for_resume", absl::StrCat(restored)},
+             {"left_by_the_fleet", absl::StrCat(by_fleet)},
              {"leaves_answered", absl::StrCat(answered)},
              {"open_after", absl::StrCat(journal_->open_sessions())}});
 }

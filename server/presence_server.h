@@ -123,7 +123,13 @@ class PresenceServer {
 
   // Leaves the sessions a crashed run left open (from the journal), and
   // holds again those a stopped run handed over for a resume.
-  void RecoverFromJournal(absl::Duration timeout);
+  // `fleet_recovered`: the fleet took over the previous run's accepted
+  // presences (RecoverPreviousReplica); the journal leaves only the joins
+  // whose answer it never recorded.
+  void RecoverFromJournal(absl::Duration timeout, bool fleet_recovered = false);
+  // With a fleet and a journal: the id of the replica this process succeeds
+  // is kept in the state directory; its records are taken over at once.
+  bool RecoverPreviousReplica(const std::string& state_dir);
   // Sends their leaves; waits at most `timeout` for the answers and returns
   // how many came.
   int64_t LeaveAll(const std::vector<journal::JournaledSession>& sessions, absl::Duration timeout);

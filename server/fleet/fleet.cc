@@ -418,11 +418,20 @@ void Fleet::TakeOverDead(const std::vector<std::string>& replicas) {
   for (const std::string& dead : replicas) TakeOver(dead);
 }
 
-void Fleet::TakeOver(const std::string& dead) {
+bool Fleet::RecoverPrevious(const std::string& previous, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (!redis_->connected() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  if (!redis_->connected()) return false;
+  // This process is that replica's successor: it is not alive any more.
+  if (!Await({"DEL", AliveKey(previous)}, options_.redis.command_timeout * 2).ok()) return false;
+  return TakeOver(previous);
+}
+
+bool Fleet::TakeOver(const std::string& dead) {
   absl::Duration timeout = options_.redis.command_timeout * 2;
   absl::StatusOr<RedisReply> claimed =
       Await({"EVAL", kClaimReplicaScript, "2", AliveKey(dead), PresencesKey(dead)}, timeout);
-  if (!claimed.ok() || claimed->type != RedisReply::Type::kArray) return;  // Alive after all.
+  if (!claimed.ok() || claimed->type != RedisReply::Type::kArray) return false;  // Alive after all.
   absl::flat_hash_set<int64_t> rooms;
   int64_t leaves = 0;
   bool unfinished = false;
@@ -469,6 +478,7 @@ void Fleet::TakeOver(const std::string& dead) {
   log::Warning(
       "replica_taken_over",
       {{"dead_replica", dead}, {"by", options_.replica_id}, {"leaves", absl::StrCat(leaves)}});
+  return true;
 }
 
 void Fleet::Claim(int64_t performer_id, int64_t customer_id,

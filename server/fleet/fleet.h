@@ -103,6 +103,13 @@ class Fleet final : public presences::PresenceRecords,
 
   const std::string& replica_id() const { return options_.replica_id; }
 
+  // At start, for the replica this process succeeds (the same --state_dir):
+  // takes over its records at once rather than after its TTL, on this thread
+  // (start-up, not a gRPC one). True when that was done, so the local
+  // journal need not leave the presences VS accepted: the fleet did, here or
+  // on a survivor, exactly once. False when Redis did not answer in time.
+  bool RecoverPrevious(const std::string& previous, absl::Duration timeout);
+
   // PresenceRecords.
   void Joined(const std::string& id, const vs::RoomPresence& presence) override;
   void Left(const std::string& id) override;
@@ -143,7 +150,9 @@ class Fleet final : public presences::PresenceRecords,
   void RenewLoop();
   void Renew();
   void TakeOverDead(const std::vector<std::string>& replicas);
-  void TakeOver(const std::string& dead);
+  // Claims a dead replica's records and leaves them; false when it could not
+  // (Redis away, or the replica is alive after all).
+  bool TakeOver(const std::string& dead);
   void RegisterAgain();
   void OnBootMessage(const std::string& message);
   void OnOwnerMessage(const std::string& message);

@@ -84,7 +84,7 @@ class Redis:
 class Replica:
     """One presence_server process of the fleet."""
 
-    def __init__(self, sim_url, redis_url, directory, name):
+    def __init__(self, sim_url, redis_url, directory, name, extra_flags=()):
         self.log = []
         secret = os.path.join(directory, "boot-" + name)
         with open(secret, "w") as f:
@@ -93,7 +93,8 @@ class Replica:
             [harness.runfile("server/presence_server"), "--listen=127.0.0.1:0",
              "--vs_url=" + sim_url, "--redis_url=" + redis_url, "--replica_ttl=" + REPLICA_TTL,
              "--redis_timeout=300ms", "--ping_interval=500ms", "--metrics_listen=127.0.0.1:0",
-             "--boot_listen=127.0.0.1:0", "--boot_secret_file=" + secret, "--drain_timeout=10s"],
+             "--boot_listen=127.0.0.1:0", "--boot_secret_file=" + secret, "--drain_timeout=10s"]
+            + list(extra_flags),
             stderr=subprocess.PIPE, text=True, env=dict(os.environ, VS_KEY="fleet-key"))
         for line in self.proc.stderr:
             self.log.append(line)
@@ -296,6 +297,42 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(self.count("joinRoom"), 2)
         self.assert_ledger_balanced()
 
+    def test_a_replica_restarted_on_its_state_dir_leaves_each_presence_once(self):
+        _, b, _ = self.replicas
+        state = ["--state_dir=" + os.path.join(self.dir, "state-d")]
+        d = Replica(self.sim_url, self.redis.url, self.dir, "d", state)
+        self.replicas.append(d)
+        guests = [Viewer(d, 21, "hal%d" % i) for i in range(2)]
+        joined = Viewer(d, 22, "ivy", customer=91)  # D joined it; B shares it.
+        shared = Viewer(b, 22, "ivy", customer=91)
+        self.assertEqual(shared.nickname, joined.nickname)
+        d.stop(signal.SIGKILL)
+        # Restarted at once on the same state directory: the successor takes
+        # the dead run's presences over itself, before any survivor would.
+        d2 = Replica(self.sim_url, self.redis.url, self.dir, "d2", state)
+        self.replicas.append(d2)
+        wait_for(lambda: self.count("leaveRoom") == 2, what="the guests' leaves")
+        self.assertEqual({dict(r["fields"])["nickname"] for r in self.requests("leaveRoom")},
+                         {g.nickname for g in guests})
+        # The shared presence stays (B holds it) and is pinged by B now.
+        since = time.time()
+        wait_for(lambda: len(self.pings_between(since, time.time(), shared.nickname)) >= 3,
+                 what="B to ping the shared presence")
+        # Killed again after a survivor took over: the next start leaves nothing twice.
+        late = Viewer(d2, 23, "jon")
+        d2.stop(signal.SIGKILL)
+        wait_for(lambda: self.count("leaveRoom") == 3, what="the survivors' takeover")
+        d3 = Replica(self.sim_url, self.redis.url, self.dir, "d3", state)
+        self.replicas.append(d3)
+        wait_for(lambda: any("left_by_the_fleet=1" in line for line in d3.log),
+                 what="d3's recovery")
+        self.assertEqual(self.count("leaveRoom"), 3)
+        self.assertIn(late.nickname,
+                      {dict(r["fields"])["nickname"] for r in self.requests("leaveRoom")})
+        shared.leave()
+        wait_for(lambda: self.count("leaveRoom") == 4, what="the shared presence's leave")
+        self.assert_ledger_balanced()
+
     def test_get_room_on_a_third_replica_lists_the_whole_fleet(self):
         a, b, c = self.replicas
         viewers = [Viewer(a, 7, "ann", customer=1), Viewer(b, 7, "bob"), Viewer(b, 8, "elsewhere")]
@@ -343,9 +380,11 @@ class FleetTest(unittest.TestCase):
 
     def test_sigterm_leaves_its_own_viewers_and_nothing_is_taken_over(self):
         a, b, _ = self.replicas
-        for i in range(3):
-            Viewer(a, 5, "v%d" % i)
-        a.stop(signal.SIGTERM)
+        viewers = [Viewer(a, 5, "v%d" % i) for i in range(3)]
+        self.assertEqual(self.count("leaveRoom"), 0)
+        a.stop(signal.SIGTERM)  # Its drain leaves them.
+        self.assertEqual({dict(r["fields"])["nickname"] for r in self.requests("leaveRoom")},
+                         {v.nickname for v in viewers})
         self.assertEqual(self.count("leaveRoom"), 3)
         # The survivors have renewed since A left the fleet: a takeover, if
         # there were one to make, would have been made by then.
