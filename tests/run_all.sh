@@ -19,8 +19,9 @@ bazel test //... --build_event_json_file="$work/plain.json" "$@"
 plain_rc=$?
 plain_logs="$(bazel info bazel-testlogs "$@" 2>/dev/null)"
 
-# The sanitizer pass covers the C++ server and end-to-end suites.
-bazel test --config=asan //server/... //tests/e2e/... \
+# The sanitizer pass covers the C++ server, the end-to-end suites and the
+# fleet (three sanitized server processes).
+bazel test --config=asan //server/... //tests/e2e/... //tests/fleet/... \
   --build_event_json_file="$work/asan.json" "$@"
 asan_rc=$?
 asan_logs="$(bazel info --config=asan bazel-testlogs "$@" 2>/dev/null)"

@@ -20,13 +20,17 @@ constexpr int64_t kRoomExpiryMs = 24 * 3600 * 1000;
 constexpr size_t kFieldsPerCommand = 500;
 
 // Takes a dead replica's records, once: nothing if it is alive after all.
-// KEYS[1] its liveness key, KEYS[2] its presences hash.
+// KEYS[1] its liveness key, KEYS[2] its presences hash, KEYS[3] the mark that
+// they were taken (ARGV[1] by whom, ARGV[2] for how long), which tells the
+// replica's restart that a survivor left them (not Redis losing them).
 constexpr char kClaimReplicaScript[] = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local records = redis.call('HGETALL', KEYS[2])
 redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
 return records
 )lua";
+constexpr int64_t kTakenMarkMs = 24 * 3600 * 1000;
 
 // Removes a replica's entries from a room. KEYS[1] the room, ARGV[1] "ID\t".
 constexpr char kCleanRoomScript[] = R"lua(
@@ -422,16 +426,31 @@ bool Fleet::RecoverPrevious(const std::string& previous, absl::Duration timeout)
   absl::Time deadline = absl::Now() + timeout;
   while (!redis_->connected() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
   if (!redis_->connected()) return false;
+  const absl::Duration wait = options_.redis.command_timeout * 2;
   // This process is that replica's successor: it is not alive any more.
-  if (!Await({"DEL", AliveKey(previous)}, options_.redis.command_timeout * 2).ok()) return false;
-  return TakeOver(previous);
+  if (!Await({"DEL", AliveKey(previous)}, wait).ok()) return false;
+  absl::StatusOr<RedisReply> taken = Await({"GET", TakenKey(previous)}, wait);
+  if (!taken.ok()) return false;
+  int64_t records = 0;
+  if (!TakeOver(previous, &records)) return false;
+  // Records taken here, or by a survivor before: the fleet left them. No
+  // records and no mark: Redis lost them (restarted empty); the journal
+  // knows better.
+  return records > 0 || taken->type == RedisReply::Type::kString;
 }
 
-bool Fleet::TakeOver(const std::string& dead) {
+std::string Fleet::TakenKey(const std::string& replica) const {
+  return absl::StrCat("presence:{r:", replica, "}:taken");
+}
+
+bool Fleet::TakeOver(const std::string& dead, int64_t* records) {
   absl::Duration timeout = options_.redis.command_timeout * 2;
   absl::StatusOr<RedisReply> claimed =
-      Await({"EVAL", kClaimReplicaScript, "2", AliveKey(dead), PresencesKey(dead)}, timeout);
+      Await({"EVAL", kClaimReplicaScript, "3", AliveKey(dead), PresencesKey(dead), TakenKey(dead),
+             options_.replica_id, absl::StrCat(kTakenMarkMs)},
+            timeout);
   if (!claimed.ok() || claimed->type != RedisReply::Type::kArray) return false;  // Alive after all.
+  if (records != nullptr) *records = static_cast<int64_t>(claimed->elements.size() / 2);
   absl::flat_hash_set<int64_t> rooms;
   int64_t leaves = 0;
   bool unfinished = false;

@@ -26,7 +26,10 @@
 // Cluster slot; every Lua script touches one slot):
 //   presence:replicas                 sorted set: replica id -> last renewal (ms)
 //   presence:{r:ID}:alive             the replica's liveness, PX --replica_ttl
-//   presence:{r:ID}:presences         hash: presence id -> performer, customer, nickname
+//   presence:{r:ID}:presences         hash: presence id -> performer, customer, shared, nickname
+//   presence:{r:ID}:taken             a survivor took the records over (a day)
+//   presence:{p:PERFORMER:CUSTOMER}   a registered customer's shared presence:
+//                                     state, owner, nick, r:<replica> per holder
 //   presence:{room:PERFORMER}         hash: session id -> replica, customer, registered,
 //                                     joined at, nickname (expires a day after its last write)
 //
@@ -152,7 +155,7 @@ class Fleet final : public presences::PresenceRecords,
   void TakeOverDead(const std::vector<std::string>& replicas);
   // Claims a dead replica's records and leaves them; false when it could not
   // (Redis away, or the replica is alive after all).
-  bool TakeOver(const std::string& dead);
+  bool TakeOver(const std::string& dead, int64_t* records = nullptr);
   void RegisterAgain();
   void OnBootMessage(const std::string& message);
   void OnOwnerMessage(const std::string& message);
@@ -168,6 +171,7 @@ class Fleet final : public presences::PresenceRecords,
 
   std::string PresencesKey(const std::string& replica) const;
   std::string AliveKey(const std::string& replica) const;
+  std::string TakenKey(const std::string& replica) const;
   static std::string RoomKey(int64_t performer_id);
   static std::string SharedKey(int64_t performer_id, int64_t customer_id);
   std::string OwnerChannel(const std::string& replica) const;

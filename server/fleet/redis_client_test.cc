@@ -92,10 +92,11 @@ TEST(RedisClientTest, AnswersScriptsAndArrays) {
 
 TEST(RedisClientTest, AwayFailsAtOnceAndBackReconnectsResubscribesAndRunsHooks) {
   testing::RedisProcess redis;
-  RedisClient client(Options(redis));
+  // Declared before the client, which calls into them until it is destroyed.
   absl::Mutex mu;
   int ready = 0;
   std::vector<std::string> messages;
+  RedisClient client(Options(redis));
   client.OnReady([&] {
     absl::MutexLock lock(&mu);
     ++ready;

@@ -37,7 +37,8 @@ class KubernetesTest(unittest.TestCase):
     def setUp(self):
         with open(path("kubernetes.yaml")) as f:
             self.docs = [d for d in yaml.safe_load_all(f) if d]
-        self.set = next(d for d in self.docs if d["kind"] == "StatefulSet")
+        self.set = next(d for d in self.docs
+                        if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "presence")
         self.pod = self.set["spec"]["template"]["spec"]
         self.container = self.pod["containers"][0]
         self.flags = dict(a[2:].split("=", 1) if "=" in a else (a[2:], "")
@@ -71,6 +72,30 @@ class KubernetesTest(unittest.TestCase):
         self.assertEqual(sc["capabilities"]["drop"], ["ALL"])
         pdb = next(d for d in self.docs if d["kind"] == "PodDisruptionBudget")
         self.assertEqual(pdb["spec"]["maxUnavailable"], 1)
+
+
+    def test_the_fleet_shares_a_redis_the_manifest_runs(self):
+        self.assertGreaterEqual(self.set["spec"]["replicas"], 3)
+        url = re.fullmatch(r"redis://([^:/]+):(\d+)", self.flags["redis_url"])
+        self.assertIsNotNone(url, self.flags["redis_url"])
+        service = next(d for d in self.docs
+                       if d["kind"] == "Service" and d["metadata"]["name"] == url.group(1))
+        self.assertEqual(service["spec"]["ports"][0]["port"], int(url.group(2)))
+        redis = next(d for d in self.docs
+                     if d["kind"] == "StatefulSet" and d["metadata"]["name"] == url.group(1))
+        redis_container = redis["spec"]["template"]["spec"]["containers"][0]
+        # No persistence: the replicas register again what they hold.
+        self.assertIn('--save ""', redis_container["args"][0])
+        self.assertIn("--appendonly no", redis_container["args"][0])
+        # The password comes from the same Secret on both sides, never a flag value.
+        self.assertIn("--requirepass \"$(cat /etc/redis/password)\"", redis_container["args"][0])
+        mounts = {m["mountPath"]: m["name"] for m in self.container["volumeMounts"]}
+        password_volume = mounts[os.path.dirname(self.flags["redis_password_file"])]
+        secrets = {v["name"]: v["secret"]["secretName"] for v in self.pod["volumes"] if "secret" in v}
+        redis_secrets = {v["name"]: v["secret"]["secretName"]
+                         for v in redis["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+        self.assertEqual(secrets[password_volume], redis_secrets["password"])
+        self.assertLessEqual(seconds(self.flags["replica_ttl"]), 30)
 
 
 class SystemdTest(unittest.TestCase):
