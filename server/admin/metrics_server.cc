@@ -60,6 +60,9 @@ void RenderSessions(const MetricsSources& s, std::string& out) {
   Header(&out, "presence_rate_limited_total", "counter",
          "Session streams ended for sending too many messages.");
   Sample(&out, "presence_rate_limited_total", "", Load(c.rate_limited));
+  Header(&out, "presence_notices_suppressed_total", "counter",
+         "Ping-failure notices not written: the stream had the same kind within a minute.");
+  Sample(&out, "presence_notices_suppressed_total", "", Load(c.notices_suppressed));
   Header(&out, "presence_resumes_total", "counter",
          "Streams that took over a session held for a resume (no leave, no join at VS).");
   Sample(&out, "presence_resumes_total", "", Load(c.resumes));

@@ -35,6 +35,7 @@ struct GatewayCounters {
   std::atomic<int64_t> holds_started{0};       // Lost streams whose session was held.
   std::atomic<int64_t> holds_expired{0};       // Held sessions nobody resumed in time.
   std::atomic<int64_t> leaves_after_grace{0};  // leaveRoom sent because a grace ran out.
+  std::atomic<int64_t> notices_suppressed{0};  // The same notice again within the quiet period.
 };
 
 inline void Increment(std::atomic<int64_t>& counter) {

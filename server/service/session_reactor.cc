@@ -65,6 +65,8 @@ vs::JoinRoomRequest ToJoinRoom(const presence::v1::Join& join) {
 
 // Responses waiting behind the one being written, at most.
 constexpr size_t kMaxQueuedWrites = 64;
+// A notice of the same kind is written to a stream at most once per period.
+constexpr absl::Duration kNoticeQuietPeriod = absl::Seconds(60);
 
 grpc::Status ShuttingDown() {
   return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
@@ -426,13 +428,22 @@ void SessionReactor::ReplyCreditsLocked(bool success, std::string message) {
 void SessionReactor::OnPingFailed(const vs::VsResult& result) {
   absl::MutexLock lock(&mu_);
   if (state_ != State::kJoined) return;
+  const presence::v1::NoticeKind kind = result.outcome == vs::VsOutcome::kRejected
+                                            ? presence::v1::NOTICE_KIND_PING_REJECTED
+                                            : presence::v1::NOTICE_KIND_UPSTREAM_UNAVAILABLE;
+  const absl::Time now = context_->clock->Now();
+  if (kind == last_notice_kind_ && now - last_notice_at_ < kNoticeQuietPeriod) {
+    metrics::Increment(context_->counters.notices_suppressed);
+    return;
+  }
+  last_notice_kind_ = kind;
+  last_notice_at_ = now;
   SessionResponse response;
   presence::v1::Notice* notice = response.mutable_notice();
-  if (result.outcome == vs::VsOutcome::kRejected) {
-    notice->set_kind(presence::v1::NOTICE_KIND_PING_REJECTED);
+  notice->set_kind(kind);
+  if (kind == presence::v1::NOTICE_KIND_PING_REJECTED) {
     notice->set_message(result.vs_message.empty() ? "VS refused pingRoom" : result.vs_message);
   } else {
-    notice->set_kind(presence::v1::NOTICE_KIND_UPSTREAM_UNAVAILABLE);
     notice->set_message(std::string(result.status.message()));
   }
   WriteLocked(std::move(response));

@@ -116,6 +116,12 @@ class SessionReactor final
   std::optional<int64_t> pending_credits_ ABSL_GUARDED_BY(mu_);
   // Client messages after the join (set on entering kJoined).
   std::optional<base::TokenBucket> bucket_ ABSL_GUARDED_BY(mu_);
+  // The last notice written (of context_->clock), and its kind: the same kind
+  // again within kNoticeQuietPeriod is not written (an upstream in trouble
+  // must not become a flood of gRPC writes).
+  absl::Time last_notice_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  presence::v1::NoticeKind last_notice_kind_ ABSL_GUARDED_BY(mu_) =
+      presence::v1::NOTICE_KIND_UNSPECIFIED;
 };
 
 }  // namespace presence::service

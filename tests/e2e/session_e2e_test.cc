@@ -194,6 +194,30 @@ TEST_F(SessionE2eTest, PingsEveryIntervalWithTheDisplayNickname) {
   EXPECT_EQ(sim_->Count("pingRoom"), after);
 }
 
+// An upstream in trouble is one notice per kind and minute on a stream, not
+// one per failed ping: the rest are counted, not written.
+TEST_F(SessionE2eTest, RepeatedPingFailuresAreOneNotice) {
+  Viewer v = Joined();
+  vs::FaultRule reject;
+  reject.function = "pingRoom";
+  reject.reject = true;
+  reject.message = "not now";
+  reject.times = 3;
+  sim_->AddFault(reject);
+  SessionResponse resp;
+  ASSERT_TRUE(v.stream->Read(&resp));
+  ASSERT_EQ(resp.event_case(), SessionResponse::kNotice);
+  EXPECT_EQ(resp.notice().kind(), v1::NOTICE_KIND_PING_REJECTED);
+  // Three refused pings, then one that VS accepts.
+  ASSERT_TRUE(WaitFor([this] {
+    return server_->context().counters.notices_suppressed.load() == 2 &&
+           server_->context().counters.pings_accepted.load() >= 1;
+  }));
+  // Nothing else was queued for the stream: the next thing it reads is `left`.
+  LeaveCleanly(v);
+  EXPECT_EQ(server_->context().counters.pings_rejected.load(), 3);
+}
+
 TEST_F(SessionE2eTest, ActivitySkipsPings) {
   // A 1 s interval with activity every 100 ms: only a stall of 900 ms on a
   // loaded machine could let a ping through.

@@ -42,6 +42,9 @@ ABSL_FLAG(int, max_joining, 1000, "Joins outstanding at once while opening.");
 ABSL_FLAG(int, performers, 1000, "Distinct performers (rooms).");
 ABSL_FLAG(int, sequential_joins, 0,
           "Before the bulk: this many join+leave pairs one at a time, for unloaded join latency.");
+ABSL_FLAG(bool, sequential_registered, false,
+          "The sequential joins are registered customers (each its own): with a fleet, each "
+          "claims the customer's presence in Redis first.");
 ABSL_FLAG(absl::Duration, hold, absl::Seconds(10), "How long to hold the sessions open.");
 ABSL_FLAG(double, activity_per_second, 0, "Activity messages per second across all sessions.");
 ABSL_FLAG(std::string, close_mix, "1,1,1",
@@ -188,7 +191,7 @@ class Session : public grpc::ClientBidiReactor<SessionRequest, SessionResponse> 
 };
 
 // Join+leave one at a time: the gateway's join latency without load.
-void SequentialJoins(presence::v1::Presence::Stub* stub, int count) {
+void SequentialJoins(presence::v1::Presence::Stub* stub, int count, bool registered) {
   presence::metrics::LatencyHistogram latency;
   int failed = 0;
   for (int i = 0; i < count; ++i) {
@@ -198,6 +201,10 @@ void SequentialJoins(presence::v1::Presence::Stub* stub, int count) {
     join.mutable_join()->set_performer_id(1);
     join.mutable_join()->set_nickname(absl::StrCat("seq", i));
     join.mutable_join()->set_ip_address("198.51.100.8");
+    if (registered) {
+      join.mutable_join()->set_customer_id(1000000 + i);
+      join.mutable_join()->set_registered(true);
+    }
     SessionResponse response;
     absl::Time start = absl::Now();
     if (!stream->Write(join) || !stream->Read(&response) || !response.has_joined()) {
@@ -254,7 +261,8 @@ int main(int argc, char** argv) {
         absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials(), args)));
   }
   if (absl::GetFlag(FLAGS_sequential_joins) > 0) {
-    SequentialJoins(stubs[0].get(), absl::GetFlag(FLAGS_sequential_joins));
+    SequentialJoins(stubs[0].get(), absl::GetFlag(FLAGS_sequential_joins),
+                    absl::GetFlag(FLAGS_sequential_registered));
   }
 
   Totals totals;
