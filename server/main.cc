@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/log/log.h"
 #include "server/presence_server.h"
@@ -286,7 +287,21 @@ int main(int argc, char** argv) {
     presence::log::Warning("exit_now", {{"signal", absl::StrCat(second)}});
     _exit(1);
   }).detach();
-  bool drained = (*server)->Shutdown(absl::Now() + absl::GetFlag(FLAGS_drain_timeout));
+  // The process exits within --drain_timeout whatever happens: gRPC waiting
+  // on its reactors, a slow VS or Redis cannot stretch it. What is not done
+  // by then is not lost: the journal (--state_dir) or the fleet has it.
+  const absl::Time deadline = absl::Now() + absl::GetFlag(FLAGS_drain_timeout);
+  auto finished = std::make_shared<absl::Notification>();
+  std::thread([finished, deadline, server = server->get()] {
+    if (finished->WaitForNotificationWithDeadline(deadline)) return;
+    const auto& c = server->context().counters;
+    presence::log::Error("drain_timeout_exit",
+                         {{"leaves_sent", absl::StrCat(c.leaves_sent.load())},
+                          {"leaves_accepted", absl::StrCat(c.leaves_accepted.load())}});
+    _exit(1);
+  }).detach();
+  bool drained = (*server)->Shutdown(deadline - absl::Milliseconds(300));
+  finished->Notify();
   const auto& counters = (*server)->context().counters;
   presence::log::Info("drained",
                       {{"complete", drained ? "true" : "false"},

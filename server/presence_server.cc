@@ -296,7 +296,9 @@ bool PresenceServer::Shutdown(absl::Time deadline) {
   // What is still recorded in the fleet (leaves VS did not answer in time)
   // is taken over by a survivor; what was handed over is this server's next
   // start's.
-  if (fleet_ != nullptr) fleet_->Stop(handed_over);
+  if (fleet_ != nullptr) {
+    fleet_->Stop(handed_over, std::min(absl::Seconds(2), deadline - absl::Now()));
+  }
   return drained;
 }
 

@@ -23,6 +23,7 @@
 #include "server/vs/classify.h"
 #include "server/vs/curl_handles.h"
 #include "server/vs/form.h"
+#include "server/vs/priority_fifo.h"
 #include "server/vs/redactor.h"
 
 namespace presence::vs {
@@ -69,10 +70,15 @@ class VsClient::Intake {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::CancelledError("VS client is shutting down");
     if (request->counted) {
-      if (counted_ >= max_in_flight_) {
+      // Pings get three quarters of the bound: when VS falls behind, joins
+      // and credits still find room (a ping refused now is sent next interval).
+      const int64_t bound = request->function == VsFunction::kPingRoom
+                                ? max_in_flight_ - max_in_flight_ / 4
+                                : max_in_flight_;
+      if (counted_ >= bound) {
         overloaded_.fetch_add(1, std::memory_order_relaxed);
         return absl::ResourceExhaustedError(
-            absl::StrCat("too many VS requests in flight (limit ", max_in_flight_, ")"));
+            absl::StrCat("too many VS requests in flight (limit ", bound, ")"));
       }
       ++counted_;
     }
@@ -245,7 +251,7 @@ class VsClient::EventLoop {
         curl_multi_socket_action(multi_.get(), CURL_SOCKET_TIMEOUT, 0, &running);
       }
       while (!retries_.empty() && retries_.top().due <= now) {
-        waiting_.push_back(retries_.top().request);
+        waiting_.Push(retries_.top().request->function, retries_.top().request);
         retries_.pop();
       }
       ProcessCompletions();
@@ -258,7 +264,10 @@ class VsClient::EventLoop {
       uint64_t count;
       while (read(fds_.wake.get(), &count, sizeof(count)) > 0) {
       }
-      for (auto& request : intake_->TakeAll()) waiting_.push_back(request.release());
+      for (auto& request : intake_->TakeAll()) {
+        VsFunction function = request->function;
+        waiting_.Push(function, request.release());
+      }
       return;
     }
     int flags = 0;
@@ -284,8 +293,7 @@ class VsClient::EventLoop {
   void StartWaiting() {
     const size_t limit = static_cast<size_t>(std::max(1, options_.max_connections));
     while (!waiting_.empty() && active_.size() < limit) {
-      Request* request = waiting_.front();
-      waiting_.pop_front();
+      Request* request = waiting_.Pop();
       if (absl::Status started = StartAttempt(request); !started.ok()) {
         VsResult result;
         result.outcome = VsOutcome::kNotConnected;
@@ -387,8 +395,7 @@ class VsClient::EventLoop {
     active_.clear();
     for (Request* request : doomed) curl_multi_remove_handle(multi_.get(), request->easy.get());
     for (; !retries_.empty(); retries_.pop()) doomed.push_back(retries_.top().request);
-    doomed.insert(doomed.end(), waiting_.begin(), waiting_.end());
-    waiting_.clear();
+    for (Request* request : waiting_.TakeAll()) doomed.push_back(request);
     for (auto& request : intake_->TakeAll()) doomed.push_back(request.release());
     for (Request* request : doomed) {
       VsResult result;
@@ -466,7 +473,8 @@ class VsClient::EventLoop {
   std::optional<absl::Time> curl_deadline_;
   std::priority_queue<Retry, std::vector<Retry>, std::greater<Retry>> retries_;
   absl::flat_hash_set<Request*> active_;  // Handed to libcurl.
-  std::deque<Request*> waiting_;          // Ready, waiting for a connection.
+  // Ready, waiting for a connection: leaves first, pings last.
+  PriorityFifo<Request*> waiting_;
   std::thread thread_;
 };
 

@@ -379,6 +379,24 @@ TEST_F(VsClientTest, RefusesPastTheInFlightBoundButNeverRefusesLeaves) {
   EXPECT_TRUE(client->PingRoom(Presence(), ignore).ok());
 }
 
+// Pings get three quarters of the bound: when VS falls behind, a join still
+// finds room.
+TEST_F(VsClientTest, PingsLeaveRoomForJoinsUnderTheInFlightBound) {
+  FaultRule rule;
+  rule.latency = absl::Milliseconds(300);
+  sim_->AddFault(rule);
+  VsClientOptions options = Options();
+  options.max_in_flight = 4;
+  auto client = Client(options);
+  auto ignore = [](VsResult) {};
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(client->PingRoom(Presence(), ignore).ok());
+  absl::Status fourth = client->PingRoom(Presence(), ignore);
+  EXPECT_EQ(fourth.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(fourth.message().find("limit 3"), std::string::npos);
+  EXPECT_TRUE(client->JoinRoom(Join(), ignore).ok());
+  EXPECT_TRUE(client->Drain(absl::Now() + absl::Seconds(10)));
+}
+
 TEST_F(VsClientTest, ShutdownCancelsWhatIsPendingExactlyOnce) {
   sim_->Stop();
   auto client = Client();

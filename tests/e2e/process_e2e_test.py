@@ -84,6 +84,21 @@ class ProcessE2eTest(unittest.TestCase):
         self.assertEqual(self.gw.server.wait(timeout=5), 1)
         self.assertLess(time.time() - start, 2)
 
+    def test_the_process_exits_within_the_drain_timeout_however_slow_vs_is(self):
+        self.gw.stop()
+        self.gw = harness.Gateway(ping_interval="1s", extra_flags=["--drain_timeout=2s"])
+        self.channel = grpc.insecure_channel(self.gw.address)
+        self.stub = presence_pb2_grpc.PresenceStub(self.channel)
+        streams = [Stream(self.stub, i) for i in range(3)]
+        for s in streams:
+            self.assertTrue(s.joined.wait(10))
+        # VS would take a minute to answer the leaves; the process does not wait.
+        self._fault({"function": "leaveRoom", "latency_ms": 60000})
+        self.gw.server.send_signal(signal.SIGTERM)
+        self.gw.server.wait(timeout=20)
+        self.assertTrue(any(" drained complete=false" in line or "drain_timeout_exit" in line
+                            for line in self.gw.log), "".join(self.gw.log[-5:]))
+
     def test_kill_9_then_restart_leaves_every_open_session_once(self):
         state_dir = os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), "state-kill9")
         self.gw.stop()

@@ -99,7 +99,7 @@ echo "with Redis:    join p50=${f50}us p99=${f99}us (added p50 $((f50 - s50))us,
 echo "Redis commands per join+leave pair: $(calc "round(($rt1 - $rt0) / 2000, 2)") (renewals included); mean Redis answer $(calc "round(1e6 * $lat / max($rt1, 1))") us"
 echo "awaited Redis round trips: 1 per join (the claim), 1 per leave (the release); the rest are queued"
 
-echo "== 2. two replicas holding $PER sessions each, ${INTERVAL}s pings"
+echo "== 2. two replicas holding $PER sessions each (distinct customers), ${INTERVAL}s pings"
 "$bin/tests/load/load_generator" --help >/dev/null 2>&1 || true
 redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null 2>&1 || true
 start_replica a --redis_url="redis://127.0.0.1:$REDIS_PORT" --replica_ttl=${TTL}s
@@ -110,6 +110,7 @@ CH=$(( PER / 2000 < 8 ? 8 : (PER / 2000 > 100 ? 100 : PER / 2000) ))
   --max_joining=2000 --hold=$((INTERVAL * 4 + 5))s --close_mix=1,1,1 --max_wait=600s > "$work/loadA.out" &
 LA=$!; pids+=($LA)
 "$bin/tests/load/load_generator" --target="127.0.0.1:$PORT_b" --sessions="$PER" --channels=$CH \
+  --first_customer=1000001 \
   --max_joining=2000 --hold=$((INTERVAL * 4 + 5))s --close_mix=1,1,1 --max_wait=600s > "$work/loadB.out" &
 LB=$!; pids+=($LB)
 wait_for "$work/loadA.out" "^ESTABLISHED" 900
@@ -136,6 +137,7 @@ tail -1 "$work/loadA.out"; tail -1 "$work/loadB.out"
 
 echo "== 3. kill -9 of a replica holding $TAKE sessions (--replica_ttl=${TTL}s)"
 "$bin/tests/load/load_generator" --target="127.0.0.1:$PORT_b" --sessions="$TAKE" --channels=8 \
+  --first_customer=2000001 \
   --max_joining=2000 --hold=600s --close_mix=none --max_wait=600s > "$work/loadK.out" &
 LK=$!; pids+=($LK)
 wait_for "$work/loadK.out" "^ESTABLISHED" 600

@@ -42,6 +42,9 @@ ABSL_FLAG(int, max_joining, 1000, "Joins outstanding at once while opening.");
 ABSL_FLAG(int, performers, 1000, "Distinct performers (rooms).");
 ABSL_FLAG(int, sequential_joins, 0,
           "Before the bulk: this many join+leave pairs one at a time, for unloaded join latency.");
+ABSL_FLAG(int64_t, first_customer, 1,
+          "Customer id of the first session (the others follow): two generators with disjoint "
+          "ranges hold distinct customers; overlapping ranges share presences in a fleet.");
 ABSL_FLAG(bool, sequential_registered, false,
           "The sequential joins are registered customers (each its own): with a fleet, each "
           "claims the customer's presence in Redis first.");
@@ -77,7 +80,7 @@ class Session : public grpc::ClientBidiReactor<SessionRequest, SessionResponse> 
       : totals_(totals) {
     join_.mutable_join()->set_performer_id(performer);
     join_.mutable_join()->set_nickname(absl::StrCat("load", id));
-    join_.mutable_join()->set_customer_id(id + 1);
+    join_.mutable_join()->set_customer_id(absl::GetFlag(FLAGS_first_customer) + id);
     join_.mutable_join()->set_registered(true);
     join_.mutable_join()->set_ip_address("198.51.100.7");
     started_ = absl::Now();
