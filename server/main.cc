@@ -146,6 +146,24 @@ absl::Status ValidateFlags() {
   return absl::OkStatus();
 }
 
+// --redis_url and its company: the fleet, or none.
+absl::Status FleetFromFlags(presence::PresenceServerOptions* options) {
+  std::string url = absl::GetFlag(FLAGS_redis_url);
+  if (url.empty()) return absl::OkStatus();
+  absl::StatusOr<presence::fleet::RedisOptions> redis = presence::fleet::ParseRedisUrl(url);
+  if (!redis.ok()) return redis.status();
+  options->fleet_enabled = true;
+  options->fleet.redis = *std::move(redis);
+  options->fleet.redis.command_timeout = absl::GetFlag(FLAGS_redis_timeout);
+  options->fleet.replica_ttl = absl::GetFlag(FLAGS_replica_ttl);
+  if (std::string file = absl::GetFlag(FLAGS_redis_password_file); !file.empty()) {
+    absl::StatusOr<std::string> password = ReadSecretFile(file, "--redis_password_file");
+    if (!password.ok()) return password.status();
+    options->fleet.redis.password = *std::move(password);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -189,24 +207,9 @@ int main(int argc, char** argv) {
     }
     options.boot_secret = *std::move(secret);
   }
-  if (std::string url = absl::GetFlag(FLAGS_redis_url); !url.empty()) {
-    absl::StatusOr<presence::fleet::RedisOptions> redis = presence::fleet::ParseRedisUrl(url);
-    if (!redis.ok()) {
-      presence::log::Error("config_error", {{"error", std::string(redis.status().message())}});
-      return 2;
-    }
-    options.fleet_enabled = true;
-    options.fleet.redis = *std::move(redis);
-    options.fleet.redis.command_timeout = absl::GetFlag(FLAGS_redis_timeout);
-    options.fleet.replica_ttl = absl::GetFlag(FLAGS_replica_ttl);
-    if (std::string file = absl::GetFlag(FLAGS_redis_password_file); !file.empty()) {
-      absl::StatusOr<std::string> password = ReadSecretFile(file, "--redis_password_file");
-      if (!password.ok()) {
-        presence::log::Error("config_error", {{"error", std::string(password.status().message())}});
-        return 2;
-      }
-      options.fleet.redis.password = *std::move(password);
-    }
+  if (absl::Status fleet = FleetFromFlags(&options); !fleet.ok()) {
+    presence::log::Error("config_error", {{"error", std::string(fleet.message())}});
+    return 2;
   }
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);

@@ -321,25 +321,36 @@ void Fleet::StreamLeft(const session::SessionCore& session) {
 void Fleet::RegisterAgain() {
   // On the Redis thread, right after a (re)connection: queue only.
   registrations_.fetch_add(1);
-  const std::string presences_key = PresencesKey(options_.replica_id);
-  std::vector<std::string> hset = {"HSET", presences_key};
-  std::vector<std::pair<int64_t, std::string>> unremoved;
   Send({"SET", AliveKey(options_.replica_id), "1", "PX",
         absl::StrCat(absl::ToInt64Milliseconds(options_.replica_ttl))});
   Send({"ZADD", kReplicas, absl::StrCat(absl::ToUnixMillis(absl::Now())), options_.replica_id});
-  Send({"DEL", presences_key});
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto& [id, record] : presences_) {
-      hset.push_back(id);
-      hset.push_back(record);
-      if (hset.size() >= 2 + 2 * kFieldsPerCommand) {
-        Send(std::exchange(hset, {"HSET", presences_key}));
-      }
-    }
-    unremoved.swap(unremoved_);
+  RegisterRecords();
+  size_t rooms = RegisterRooms();
+  size_t shared = RegisterShared();
+  log::Info("fleet_registered", {{"replica", options_.replica_id},
+                                 {"rooms", absl::StrCat(rooms)},
+                                 {"shared_presences", absl::StrCat(shared)}});
+}
+
+void Fleet::RegisterRecords() {
+  const std::string key = PresencesKey(options_.replica_id);
+  Send({"DEL", key});
+  std::vector<std::string> hset = {"HSET", key};
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, record] : presences_) {
+    hset.push_back(id);
+    hset.push_back(record);
+    if (hset.size() >= 2 + 2 * kFieldsPerCommand) Send(std::exchange(hset, {"HSET", key}));
   }
   if (hset.size() > 2) Send(std::move(hset));
+}
+
+size_t Fleet::RegisterRooms() {
+  std::vector<std::pair<int64_t, std::string>> unremoved;
+  {
+    absl::MutexLock lock(&mu_);
+    unremoved.swap(unremoved_);
+  }
   for (auto& [performer, field] : unremoved) Send({"HDEL", RoomKey(performer), field});
   absl::flat_hash_map<int64_t, std::vector<std::string>> rooms;
   for (const auto& session : registry_->AllJoined()) {
@@ -354,6 +365,10 @@ void Fleet::RegisterAgain() {
     Send(std::move(argv));
     Send({"PEXPIRE", RoomKey(performer), absl::StrCat(kRoomExpiryMs)});
   }
+  return rooms.size();
+}
+
+size_t Fleet::RegisterShared() {
   std::vector<std::pair<std::pair<int64_t, int64_t>, std::string>> shared;
   {
     absl::MutexLock lock(&mu_);
@@ -378,9 +393,7 @@ void Fleet::RegisterAgain() {
                       if (on_owner_) on_owner_(key.first, key.second, owner);
                     });
   }
-  log::Info("fleet_registered", {{"replica", options_.replica_id},
-                                 {"rooms", absl::StrCat(rooms.size())},
-                                 {"shared_presences", absl::StrCat(shared.size())}});
+  return shared.size();
 }
 
 void Fleet::RenewLoop() {

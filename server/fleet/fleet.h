@@ -156,7 +156,12 @@ class Fleet final : public presences::PresenceRecords,
   // Claims a dead replica's records and leaves them; false when it could not
   // (Redis away, or the replica is alive after all).
   bool TakeOver(const std::string& dead, int64_t* records = nullptr);
+  // After every (re)connection: liveness, then this replica's records, room
+  // entries and shared presences, as if Redis had forgotten them.
   void RegisterAgain();
+  void RegisterRecords();
+  size_t RegisterRooms();  // Returns the number of rooms.
+  size_t RegisterShared();
   void OnBootMessage(const std::string& message);
   void OnOwnerMessage(const std::string& message);
   // Releases a dead replica's hold on a shared presence. The display

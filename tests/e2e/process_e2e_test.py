@@ -178,7 +178,9 @@ class FlagValidationTest(unittest.TestCase):
         for flag in ["--vs_timeout=0", "--ping_interval=0s", "--vs_connect_timeout=-1s",
                      "--leave_retry_window=0", "--drain_timeout=0",
                      "--max_messages_per_second=-1", "--max_sessions=0",
-                     "--vs_max_connections=0"]:
+                     "--vs_max_connections=0", "--replica_ttl=0s", "--redis_timeout=0",
+                     "--redis_url=http://redis:6379", "--redis_url=redis://:pw@redis:6379",
+                     "--redis_url=redis://redis:0"]:
             with self.subTest(flag=flag):
                 done = self.run_server([flag])
                 self.assertEqual(done.returncode, 2, done.stderr)
