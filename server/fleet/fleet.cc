@@ -17,6 +17,7 @@ namespace {
 constexpr char kReplicas[] = "presence:replicas";
 constexpr char kBootChannel[] = "presence:boot";
 constexpr int64_t kRoomExpiryMs = 24 * 3600 * 1000;
+constexpr int64_t kRecordsExpiryMs = 24 * 3600 * 1000;
 constexpr size_t kFieldsPerCommand = 500;
 
 // Takes a dead replica's records, once: nothing if it is alive after all.
@@ -408,7 +409,13 @@ void Fleet::Renew() {
              absl::StrCat(absl::ToInt64Milliseconds(options_.replica_ttl))},
             timeout);
   if (!alive.ok()) return;  // Degraded: the metric and the client's log say so.
-  Send({"ZADD", kReplicas, absl::StrCat(absl::ToUnixMillis(absl::Now())), options_.replica_id});
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  Send({"ZADD", kReplicas, absl::StrCat(now_ms), options_.replica_id});
+  // Nothing outlives a fleet that is gone entirely: this replica's records
+  // expire a day after its last renewal, and replicas not heard of for a day
+  // leave the set.
+  Send({"PEXPIRE", PresencesKey(options_.replica_id), absl::StrCat(kRecordsExpiryMs)});
+  Send({"ZREMRANGEBYSCORE", kReplicas, "-inf", absl::StrCat(now_ms - kRecordsExpiryMs)});
   absl::StatusOr<RedisReply> replicas = Await({"ZRANGE", kReplicas, "0", "-1"}, timeout);
   if (!replicas.ok()) return;
   std::vector<std::string> dead;

@@ -24,9 +24,11 @@
 //
 // Keys (hash tags keep each replica's keys, and each room's, on one Redis
 // Cluster slot; every Lua script touches one slot):
-//   presence:replicas                 sorted set: replica id -> last renewal (ms)
+//   presence:replicas                 sorted set: replica id -> last renewal (ms);
+//                                     members silent for a day are dropped
 //   presence:{r:ID}:alive             the replica's liveness, PX --replica_ttl
 //   presence:{r:ID}:presences         hash: presence id -> performer, customer, shared, nickname
+//                                     (expires a day after the replica's last renewal)
 //   presence:{r:ID}:taken             a survivor took the records over (a day)
 //   presence:{p:PERFORMER:CUSTOMER}   a registered customer's shared presence:
 //                                     state, owner, nick, r:<replica> per holder
