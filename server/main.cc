@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -36,6 +37,9 @@ ABSL_FLAG(absl::Duration, ping_interval, absl::Seconds(10), "pingRoom interval p
 ABSL_FLAG(absl::Duration, vs_timeout, absl::Seconds(5), "Timeout of one VS request.");
 ABSL_FLAG(absl::Duration, vs_connect_timeout, absl::Seconds(2), "Timeout to connect to VS.");
 ABSL_FLAG(int, vs_max_connections, 64, "Keep-alive connections to VS at most.");
+ABSL_FLAG(int, vs_event_loops, 0,
+          "Threads doing VS I/O, each with its share of --vs_max_connections; requests are "
+          "sharded to them by room. 0: one per core.");
 ABSL_FLAG(absl::Duration, leave_retry_window, absl::Seconds(60),
           "How long leaveRoom and updateCredits are retried while VS is down.");
 ABSL_FLAG(absl::Duration, credits_retry_window, absl::Seconds(10),
@@ -123,6 +127,9 @@ absl::Status ValidateFlags() {
       return absl::InvalidArgumentError(absl::StrCat(d.flag, " must be a positive duration, got ",
                                                      absl::FormatDuration(d.value)));
     }
+  }
+  if (absl::GetFlag(FLAGS_vs_event_loops) < 0 || absl::GetFlag(FLAGS_vs_event_loops) > 64) {
+    return absl::InvalidArgumentError("--vs_event_loops must be between 0 (one per core) and 64");
   }
   if (absl::GetFlag(FLAGS_vs_max_connections) < 1) {
     return absl::InvalidArgumentError("--vs_max_connections must be at least 1");
@@ -226,6 +233,10 @@ int main(int argc, char** argv) {
   options.vs.request_timeout = absl::GetFlag(FLAGS_vs_timeout);
   options.vs.connect_timeout = absl::GetFlag(FLAGS_vs_connect_timeout);
   options.vs.max_connections = absl::GetFlag(FLAGS_vs_max_connections);
+  options.vs.event_loops = absl::GetFlag(FLAGS_vs_event_loops);
+  if (options.vs.event_loops == 0) {
+    options.vs.event_loops = std::max(1u, std::thread::hardware_concurrency());
+  }
   options.vs.retry.max_total = absl::GetFlag(FLAGS_leave_retry_window);
   options.credits_retry_window = absl::GetFlag(FLAGS_credits_retry_window);
   options.join_timeout = absl::GetFlag(FLAGS_join_timeout);

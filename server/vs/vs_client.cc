@@ -63,10 +63,11 @@ struct VsClient::Request {
 // in-flight bound and the drain. Thread-safe.
 class VsClient::Intake {
  public:
-  explicit Intake(int max_in_flight) : max_in_flight_(max_in_flight) {}
+  Intake(int max_in_flight, int loops) : max_in_flight_(max_in_flight), queues_(loops) {}
 
-  // Queues `request`; `wake` is set when the loop must be woken.
-  absl::Status Submit(std::unique_ptr<Request> request, bool* wake) {
+  // Queues `request` for event loop `loop`; `wake` is set when that loop
+  // must be woken.
+  absl::Status Submit(std::unique_ptr<Request> request, int loop, bool* wake) {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::CancelledError("VS client is shutting down");
     if (request->counted) {
@@ -83,14 +84,14 @@ class VsClient::Intake {
       ++counted_;
     }
     ++pending_;
-    *wake = queue_.empty();
-    queue_.push_back(std::move(request));
+    *wake = queues_[loop].empty();
+    queues_[loop].push_back(std::move(request));
     return absl::OkStatus();
   }
 
-  std::vector<std::unique_ptr<Request>> TakeAll() {
+  std::vector<std::unique_ptr<Request>> TakeAll(int loop) {
     absl::MutexLock lock(&mu_);
-    return std::exchange(queue_, {});
+    return std::exchange(queues_[loop], {});
   }
 
   // A request's callback has run.
@@ -124,7 +125,7 @@ class VsClient::Intake {
  private:
   const int max_in_flight_;
   mutable absl::Mutex mu_;
-  std::vector<std::unique_ptr<Request>> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::vector<std::unique_ptr<Request>>> queues_ ABSL_GUARDED_BY(mu_);  // By loop.
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t pending_ ABSL_GUARDED_BY(mu_) = 0;  // Taken and not finished.
   int64_t counted_ ABSL_GUARDED_BY(mu_) = 0;  // The part bounded by max_in_flight.
@@ -136,11 +137,14 @@ class VsClient::Intake {
 // to the stopping thread once that thread has exited).
 class VsClient::EventLoop {
  public:
-  EventLoop(const VsClientOptions& options, std::string url, Intake* intake, Counters* counters)
-      : options_(options),
+  // `options.max_connections` is this loop's share; `index` names its queue
+  // in the intake.
+  EventLoop(VsClientOptions options, int index, std::string url, Intake* intake, Counters* counters)
+      : options_(std::move(options)),
+        index_(index),
         url_(std::move(url)),
-        redactor_(options.key),
-        policy_(options.retry, options.uniform01),
+        redactor_(options_.key),
+        policy_(options_.retry, options_.uniform01),
         clock_(base::MonotonicClock::Get()),
         intake_(intake),
         counters_(counters) {}
@@ -264,7 +268,7 @@ class VsClient::EventLoop {
       uint64_t count;
       while (read(fds_.wake.get(), &count, sizeof(count)) > 0) {
       }
-      for (auto& request : intake_->TakeAll()) {
+      for (auto& request : intake_->TakeAll(index_)) {
         VsFunction function = request->function;
         waiting_.Push(function, request.release());
       }
@@ -396,7 +400,7 @@ class VsClient::EventLoop {
     for (Request* request : doomed) curl_multi_remove_handle(multi_.get(), request->easy.get());
     for (; !retries_.empty(); retries_.pop()) doomed.push_back(retries_.top().request);
     for (Request* request : waiting_.TakeAll()) doomed.push_back(request);
-    for (auto& request : intake_->TakeAll()) doomed.push_back(request.release());
+    for (auto& request : intake_->TakeAll(index_)) doomed.push_back(request.release());
     for (Request* request : doomed) {
       VsResult result;
       result.outcome = VsOutcome::kCancelled;
@@ -456,7 +460,8 @@ class VsClient::EventLoop {
     return CURL_SOCKOPT_OK;
   }
 
-  const VsClientOptions& options_;
+  const VsClientOptions options_;
+  const int index_;
   const std::string url_;
   const Redactor redactor_;
   const RetryPolicy policy_;
@@ -505,21 +510,27 @@ absl::StatusOr<std::unique_ptr<VsClient>> VsClient::Create(VsClientOptions optio
   const VsClientOptions& opts = client->options_;
   std::string url =
       absl::StrCat(absl::StripSuffix(opts.base_url, "/"), "/customer?key=", FormEscape(opts.key));
-  client->loop_ = std::make_unique<EventLoop>(opts, std::move(url), client->intake_.get(),
-                                              client->counters_.get());
-  absl::Status started = client->loop_->Start();
-  if (!started.ok()) return started;
+  const int loops = std::max(1, opts.event_loops);
+  for (int i = 0; i < loops; ++i) {
+    // Each loop has its share of the connections.
+    VsClientOptions share = opts;
+    share.max_connections = std::max(1, opts.max_connections / loops);
+    client->loops_.push_back(std::make_unique<EventLoop>(
+        std::move(share), i, url, client->intake_.get(), client->counters_.get()));
+    if (absl::Status started = client->loops_.back()->Start(); !started.ok()) return started;
+  }
   return client;
 }
 
 VsClient::VsClient(VsClientOptions options)
     : options_(std::move(options)),
       counters_(std::make_unique<Counters>()),
-      intake_(std::make_unique<Intake>(options_.max_in_flight)) {}
+      intake_(std::make_unique<Intake>(options_.max_in_flight, std::max(1, options_.event_loops))) {
+}
 
 VsClient::~VsClient() {
   intake_->BeginStop();
-  if (loop_) loop_->Stop();
+  for (auto& loop : loops_) loop->Stop();
 }
 
 std::string VsClient::JoinRoomBody(const JoinRoomRequest& r) {
@@ -547,7 +558,7 @@ std::string VsClient::UpdateCreditsBody(const UpdateCreditsRequest& r) {
                      {"credits", absl::StrCat(r.credits)}});
 }
 
-absl::Status VsClient::Submit(VsFunction function, std::string body, VsCallback done,
+absl::Status VsClient::Submit(VsFunction function, int64_t shard, std::string body, VsCallback done,
                               absl::Duration budget) {
   auto request = std::make_unique<Request>();
   request->budget = budget;
@@ -556,28 +567,31 @@ absl::Status VsClient::Submit(VsFunction function, std::string body, VsCallback 
   request->done = std::move(done);
   request->counted = function != VsFunction::kLeaveRoom;
   bool wake = false;
-  absl::Status taken = intake_->Submit(std::move(request), &wake);
-  if (wake) loop_->Wake();
+  const int loop = static_cast<int>(static_cast<uint64_t>(shard) % loops_.size());
+  absl::Status taken = intake_->Submit(std::move(request), loop, &wake);
+  if (wake) loops_[loop]->Wake();
   return taken;
 }
 
 absl::Status VsClient::JoinRoom(const JoinRoomRequest& request, VsCallback done) {
-  return Submit(VsFunction::kJoinRoom, JoinRoomBody(request), std::move(done));
+  return Submit(VsFunction::kJoinRoom, request.performer_id, JoinRoomBody(request),
+                std::move(done));
 }
 
 absl::Status VsClient::LeaveRoom(const RoomPresence& presence, VsCallback done) {
-  return Submit(VsFunction::kLeaveRoom, PresenceBody(VsFunction::kLeaveRoom, presence),
-                std::move(done));
+  return Submit(VsFunction::kLeaveRoom, presence.performer_id,
+                PresenceBody(VsFunction::kLeaveRoom, presence), std::move(done));
 }
 
 absl::Status VsClient::PingRoom(const RoomPresence& presence, VsCallback done) {
-  return Submit(VsFunction::kPingRoom, PresenceBody(VsFunction::kPingRoom, presence),
-                std::move(done));
+  return Submit(VsFunction::kPingRoom, presence.performer_id,
+                PresenceBody(VsFunction::kPingRoom, presence), std::move(done));
 }
 
 absl::Status VsClient::UpdateCredits(const UpdateCreditsRequest& request, VsCallback done,
                                      absl::Duration budget) {
-  return Submit(VsFunction::kUpdateCredits, UpdateCreditsBody(request), std::move(done), budget);
+  return Submit(VsFunction::kUpdateCredits, request.customer_id, UpdateCreditsBody(request),
+                std::move(done), budget);
 }
 
 bool VsClient::Drain(absl::Time deadline) { return intake_->Drain(deadline); }
@@ -598,7 +612,7 @@ const metrics::LatencyHistogram& VsClient::latency(VsFunction function) const {
 }
 
 std::string VsClient::Redact(std::string text) const {
-  return loop_->redactor().Redact(std::move(text));
+  return loops_.front()->redactor().Redact(std::move(text));
 }
 
 }  // namespace presence::vs

@@ -4,17 +4,20 @@
 // VsClient sends joinRoom, leaveRoom, pingRoom and updateCredits to VS over
 // HTTP/1.1 keep-alive, asynchronously.
 //
-// Design: one event thread runs libcurl's multi interface in its
-// socket-action mode on an epoll set (curl_multi_socket_action), so thousands
-// of transfers cost one thread and no per-transfer polling: curl tells us
-// which sockets to watch, epoll tells curl which are ready. Callers on any
-// thread hand a request over through the intake (a short mutex-guarded queue
-// with the in-flight bound) and an eventfd wake-up. Retries wait in a timer
-// heap on the same thread. The pieces: curl_handles.h (RAII, setopt as
+// Design: each event thread (--vs_event_loops, one per core in the server)
+// runs libcurl's multi interface in its socket-action mode on an epoll set
+// (curl_multi_socket_action), so thousands of transfers cost one thread and
+// no per-transfer polling: curl tells us which sockets to watch, epoll tells
+// curl which are ready. Requests are sharded to the loops by room (ordering
+// across requests is the presence layer's: a leave is sent only after its
+// join's answer). Callers on any thread hand a request over
+// through the intake (short mutex-guarded queues, one per loop, with the
+// shared in-flight bound) and an eventfd wake-up. Retries wait in a timer
+// heap on the loop's thread. The pieces: curl_handles.h (RAII, setopt as
 // Status), classify.h (pure outcome classification), retry_policy.h (pure),
 // redactor.h.
 //
-// Thread-safe. Completion callbacks run on the event thread: they must be
+// Thread-safe. Completion callbacks run on an event thread: they must be
 // quick and must not block (hand work off instead).
 
 #include <atomic>
@@ -50,6 +53,10 @@ struct VsClientOptions {
   // Upper bound on open connections to VS (the keep-alive pool); requests
   // beyond it wait in VsClient's own FIFO for a free connection.
   int max_connections = 64;
+  // Event threads, each with its own libcurl multi handle, epoll set and
+  // share of max_connections; requests are sharded by room (performer). 1
+  // suits tests; the server uses one per core.
+  int event_loops = 1;
   // Upper bound on requests accepted and not yet completed (sending, queued
   // or waiting for a retry). joinRoom, pingRoom and updateCredits past it are
   // refused with kOverloaded. leaveRoom is exempt: there is at most one per
@@ -148,13 +155,14 @@ class VsClient {
   struct Request;
 
   explicit VsClient(VsClientOptions options);
-  absl::Status Submit(VsFunction function, std::string body, VsCallback done,
+  // `shard` picks the event loop (a room's requests share one).
+  absl::Status Submit(VsFunction function, int64_t shard, std::string body, VsCallback done,
                       absl::Duration budget = absl::InfiniteDuration());
 
   const VsClientOptions options_;
   const std::unique_ptr<Counters> counters_;
   const std::unique_ptr<Intake> intake_;
-  std::unique_ptr<EventLoop> loop_;
+  std::vector<std::unique_ptr<EventLoop>> loops_;
 };
 
 }  // namespace presence::vs

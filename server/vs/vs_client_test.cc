@@ -2,6 +2,7 @@
 
 #include "server/vs/vs_client.h"
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -377,6 +378,34 @@ TEST_F(VsClientTest, RefusesPastTheInFlightBoundButNeverRefusesLeaves) {
   EXPECT_TRUE(client->Drain(absl::Now() + absl::Seconds(10)));
   EXPECT_EQ(client->stats().overloaded, 1);
   EXPECT_TRUE(client->PingRoom(Presence(), ignore).ok());
+}
+
+// Several event loops: every request completes, once, within the connection
+// budget they share.
+TEST_F(VsClientTest, SeveralEventLoopsShareTheWorkAndTheConnections) {
+  VsClientOptions options = Options();
+  options.event_loops = 3;
+  options.max_connections = 6;
+  auto client = Client(options);
+  std::atomic<int> answered{0};
+  auto count = [&](VsResult r) {
+    EXPECT_TRUE(r.accepted()) << r.status;
+    answered.fetch_add(1);
+  };
+  constexpr int kRooms = 30;
+  for (int round = 0; round < 5; ++round) {
+    for (int performer = 1; performer <= kRooms; ++performer) {
+      JoinRoomRequest join = Join();
+      join.performer_id = performer;
+      ASSERT_TRUE(client->JoinRoom(join, count).ok());
+      ASSERT_TRUE(client->PingRoom(RoomPresence{performer, 7, "bob_1000"}, count).ok());
+      ASSERT_TRUE(client->LeaveRoom(RoomPresence{performer, 7, "bob_1000"}, count).ok());
+    }
+  }
+  ASSERT_TRUE(client->Drain(absl::Now() + absl::Seconds(20)));
+  EXPECT_EQ(answered.load(), 5 * kRooms * 3);
+  EXPECT_EQ(sim_->Requests().size(), static_cast<size_t>(5 * kRooms * 3));
+  EXPECT_LE(client->stats().connections_opened, 6);
 }
 
 // Pings get three quarters of the bound: when VS falls behind, a join still
