@@ -354,6 +354,9 @@ void LocalPresence::SendPing() {
   if (taken.ok()) return;
   PingDone();
   metrics::Increment(context_->counters->pings_failed);
+  // Refused by this process's own in-flight bound: the next interval tries
+  // again, and the viewers' backends are not told of a load that is ours.
+  if (taken.code() == absl::StatusCode::kResourceExhausted) return;
   TellPingFailed(vs::NotTaken(taken));
 }
 

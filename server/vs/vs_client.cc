@@ -255,7 +255,7 @@ class VsClient::EventLoop {
         curl_multi_socket_action(multi_.get(), CURL_SOCKET_TIMEOUT, 0, &running);
       }
       while (!retries_.empty() && retries_.top().due <= now) {
-        waiting_.Push(retries_.top().request->function, retries_.top().request);
+        waiting_.Push(retries_.top().request->function, retries_.top().request, now);
         retries_.pop();
       }
       ProcessCompletions();
@@ -268,9 +268,10 @@ class VsClient::EventLoop {
       uint64_t count;
       while (read(fds_.wake.get(), &count, sizeof(count)) > 0) {
       }
+      const absl::Time now = clock_->Now();
       for (auto& request : intake_->TakeAll(index_)) {
         VsFunction function = request->function;
-        waiting_.Push(function, request.release());
+        waiting_.Push(function, request.release(), now);
       }
       return;
     }
@@ -297,7 +298,7 @@ class VsClient::EventLoop {
   void StartWaiting() {
     const size_t limit = static_cast<size_t>(std::max(1, options_.max_connections));
     while (!waiting_.empty() && active_.size() < limit) {
-      Request* request = waiting_.Pop();
+      Request* request = waiting_.Pop(clock_->Now());
       if (absl::Status started = StartAttempt(request); !started.ok()) {
         VsResult result;
         result.outcome = VsOutcome::kNotConnected;

@@ -4,6 +4,8 @@
 #
 #   tests/load/presence_bench.sh [N] [--write]
 #
+# PRESENCE_BENCH_SERVER_FLAGS adds flags to the server (e.g. --vs_event_loops=1).
+#
 # Prints, and with --write appends to BENCHMARKS.md, a row with:
 #   RSS per held session: (RSS at N - RSS at 0) / N
 #   server CPU and pingRoom/s while N sessions ping (vs N / interval)
@@ -62,7 +64,7 @@ start_server() {
   MPORT="$(free_port)"
   VS_KEY=bench "$bin/server/presence_server" --listen="127.0.0.1:$PORT" --vs_url="$VS_URL" \
     --metrics_listen="127.0.0.1:$MPORT" --ping_interval=${INTERVAL}s --max_sessions=$((N * 2)) \
-    --drain_timeout=60s 2> "$work/server$1.log" &
+    --drain_timeout=60s ${PRESENCE_BENCH_SERVER_FLAGS:-} 2> "$work/server$1.log" &
   SERVER=$!
   pids+=("$SERVER")
   wait_for "$work/server$1.log" "listening address=" 30
