@@ -373,8 +373,8 @@ size_t Fleet::RegisterShared() {
   std::vector<std::pair<std::pair<int64_t, int64_t>, std::string>> shared;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [key, s] : shared_) {
-      if (!s.nickname.empty()) shared.emplace_back(key, s.nickname);
+    for (const auto& [key, nickname] : shared_) {
+      if (!nickname.empty()) shared.emplace_back(key, nickname);
     }
   }
   for (const auto& [key, nickname] : shared) {
@@ -387,9 +387,7 @@ size_t Fleet::RegisterShared() {
                       bool owner = reply->str == options_.replica_id;
                       {
                         absl::MutexLock lock(&mu_);
-                        auto it = shared_.find(key);
-                        if (it == shared_.end()) return;
-                        it->second.owner = owner;
+                        if (!shared_.contains(key)) return;  // Released meanwhile.
                       }
                       if (on_owner_) on_owner_(key.first, key.second, owner);
                     });
@@ -430,16 +428,11 @@ void Fleet::Renew() {
       dead.push_back(r.str);
     }
   }
-  live_replicas_.store(static_cast<int64_t>(live.size()));
   {
     absl::MutexLock lock(&mu_);
     live_ = std::move(live);
   }
-  TakeOverDead(dead);
-}
-
-void Fleet::TakeOverDead(const std::vector<std::string>& replicas) {
-  for (const std::string& dead : replicas) TakeOver(dead);
+  for (const std::string& replica : dead) TakeOver(replica);
 }
 
 bool Fleet::RecoverPrevious(const std::string& previous, absl::Duration timeout) {
@@ -536,13 +529,13 @@ void Fleet::Claim(int64_t performer_id, int64_t customer_id,
         if (what == "join") {
           claimed.kind = Claimed::Kind::kJoin;
           absl::MutexLock lock(&mu_);
-          shared_[key] = Shared{"", true};
+          shared_[key] = "";
         } else if (what == "share" && reply->elements.size() == 3) {
           claimed.kind = Claimed::Kind::kShare;
           claimed.nickname = reply->elements[1].str;
           claimed.owner = reply->elements[2].integer == 1;
           absl::MutexLock lock(&mu_);
-          shared_[key] = Shared{claimed.nickname, claimed.owner};
+          shared_[key] = claimed.nickname;
         } else {
           claimed.kind = Claimed::Kind::kWait;
         }
@@ -553,7 +546,7 @@ void Fleet::Claim(int64_t performer_id, int64_t customer_id,
 void Fleet::Joined(int64_t performer_id, int64_t customer_id, const std::string& nickname) {
   {
     absl::MutexLock lock(&mu_);
-    shared_[std::make_pair(performer_id, customer_id)] = Shared{nickname, true};
+    shared_[std::make_pair(performer_id, customer_id)] = nickname;
   }
   Send({"EVAL", kJoinedScript, "1", SharedKey(performer_id, customer_id), options_.replica_id,
         nickname, absl::StrCat(kJoinedExpiryMs)});
@@ -619,9 +612,7 @@ void Fleet::OnOwnerMessage(const std::string& message) {
   }
   {
     absl::MutexLock lock(&mu_);
-    auto it = shared_.find(std::make_pair(performer, customer));
-    if (it == shared_.end()) return;
-    it->second.owner = true;
+    if (!shared_.contains(std::make_pair(performer, customer))) return;
   }
   if (on_owner_) on_owner_(performer, customer, true);
 }
@@ -676,7 +667,8 @@ FleetStats Fleet::stats() const {
   stats.takeovers = takeovers_.load();
   stats.takeover_leaves = takeover_leaves_.load();
   stats.registrations = registrations_.load();
-  stats.live_replicas = live_replicas_.load();
+  absl::MutexLock lock(&mu_);
+  stats.live_replicas = static_cast<int64_t>(live_.size());
   return stats;
 }
 

@@ -154,7 +154,6 @@ class Fleet final : public presences::PresenceRecords,
  private:
   void RenewLoop();
   void Renew();
-  void TakeOverDead(const std::vector<std::string>& replicas);
   // Claims a dead replica's records and leaves them; false when it could not
   // (Redis away, or the replica is alive after all).
   bool TakeOver(const std::string& dead, int64_t* records = nullptr);
@@ -196,18 +195,14 @@ class Fleet final : public presences::PresenceRecords,
   std::atomic<int64_t> takeovers_{0};
   std::atomic<int64_t> takeover_leaves_{0};
   std::atomic<int64_t> registrations_{0};
-  std::atomic<int64_t> live_replicas_{0};
 
   mutable absl::Mutex mu_;
   // What this replica has recorded, to record it again after Redis is back.
   absl::flat_hash_map<std::string, std::string> presences_ ABSL_GUARDED_BY(mu_);
   // The registered customers' shared presences this replica holds in the
-  // fleet: display nickname (empty while joining) and whether it pings.
-  struct Shared {
-    std::string nickname;
-    bool owner = false;
-  };
-  absl::flat_hash_map<std::pair<int64_t, int64_t>, Shared> shared_ ABSL_GUARDED_BY(mu_);
+  // fleet, by (performer, customer): VS's display nickname, empty while
+  // joining. (Whether this replica pings one is its LocalPresence's.)
+  absl::flat_hash_map<std::pair<int64_t, int64_t>, std::string> shared_ ABSL_GUARDED_BY(mu_);
   // Room entries removed while Redis was away (their removal is replayed).
   std::vector<std::pair<int64_t, std::string>> unremoved_ ABSL_GUARDED_BY(mu_);
   // Replicas alive at the last renewal (GetRoom skips the others' entries).

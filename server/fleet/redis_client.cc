@@ -225,7 +225,6 @@ void RedisClient::Connect(Connection& connection) {
   context->ev.addWrite = &RedisClient::AddWrite;
   context->ev.delWrite = &RedisClient::DelWrite;
   context->ev.cleanup = &RedisClient::Cleanup;
-  redisAsyncSetDisconnectCallback(context, &RedisClient::OnDisconnect);
   // Arms the first write event, which tells that the connection is made.
   redisAsyncSetConnectCallback(context, &RedisClient::OnConnect);
 }
@@ -297,10 +296,6 @@ void RedisClient::OnConnect(const redisAsyncContext* context, int status) {
   auto* c = static_cast<Connection*>(context->data);
   if (status != REDIS_OK) return;  // hiredis frees the context; Cleanup follows.
   c->client->Ready(*c);
-}
-
-void RedisClient::OnDisconnect(const redisAsyncContext* /*context*/, int /*status*/) {
-  // Cleanup, which runs first, did the work.
 }
 
 void RedisClient::Ready(Connection& connection) {

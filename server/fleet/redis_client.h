@@ -115,7 +115,6 @@ class RedisClient {
   static void OnReply(redisAsyncContext* context, void* reply, void* privdata);
   static void OnMessage(redisAsyncContext* context, void* reply, void* privdata);
   static void OnConnect(const redisAsyncContext* context, int status);
-  static void OnDisconnect(const redisAsyncContext* context, int status);
   static void AddRead(void* data);
   static void DelRead(void* data);
   static void AddWrite(void* data);

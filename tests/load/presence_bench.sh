@@ -29,27 +29,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() {  # wait_for FILE REGEX SECONDS
-  local deadline=$((SECONDS + $3))
-  until grep -q "$2" "$1" 2>/dev/null; do
-    ((SECONDS < deadline)) || { echo "timed out waiting for '$2' in $1" >&2; exit 1; }
-    sleep 0.2
-  done
-}
-metric() {  # metric NAME_WITH_LABELS
-  /usr/bin/python3 - "$MPORT" "$1" <<'EOF'
-import sys, urllib.request
-page = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode()
-for line in page.splitlines():
-    if line.startswith(sys.argv[2] + " "):
-        print(line.split(" ")[1]); break
-else:
-    print("nan")
-EOF
-}
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+source "tests/load/bench_lib.sh"
 
 tests/load/nginx_vs.sh > "$work/nginx.out" 2>&1 &
 pids+=($!)
@@ -84,25 +64,25 @@ cat "$work/loadA.out"
 # Every session has pinged at least once before the window starts.
 sleep $((INTERVAL + 2))
 rssN=$(rss_kib "$SERVER")
-c1=$(cpu_s "$SERVER"); p1=$(metric 'presence_pings_total{outcome="accepted"}'); t1=$(date +%s.%N)
+c1=$(cpu_s "$SERVER"); p1=$(metric "$MPORT" 'presence_pings_total{outcome="accepted"}'); t1=$(date +%s.%N)
 sleep $((INTERVAL * 2))
-c2=$(cpu_s "$SERVER"); p2=$(metric 'presence_pings_total{outcome="accepted"}'); t2=$(date +%s.%N)
-held=$(metric presence_sessions_joined)
-late50=$(metric 'presence_ping_lateness_quantile_seconds{quantile="0.5"}')
-late99=$(metric 'presence_ping_lateness_quantile_seconds{quantile="0.99"}')
-late999=$(metric 'presence_ping_lateness_quantile_seconds{quantile="0.999"}')
+c2=$(cpu_s "$SERVER"); p2=$(metric "$MPORT" 'presence_pings_total{outcome="accepted"}'); t2=$(date +%s.%N)
+held=$(metric "$MPORT" presence_sessions_joined)
+late50=$(metric "$MPORT" 'presence_ping_lateness_quantile_seconds{quantile="0.5"}')
+late99=$(metric "$MPORT" 'presence_ping_lateness_quantile_seconds{quantile="0.99"}')
+late999=$(metric "$MPORT" 'presence_ping_lateness_quantile_seconds{quantile="0.999"}')
 wait "$LOAD" || true
 cat "$work/loadA.out" | tail -2
 deadline=$((SECONDS + 120))
 while (( SECONDS < deadline )); do
-  j=$(metric 'presence_joins_total{outcome="accepted"}'); l=$(metric 'presence_leaves_total{outcome="accepted"}')
+  j=$(metric "$MPORT" 'presence_joins_total{outcome="accepted"}'); l=$(metric "$MPORT" 'presence_leaves_total{outcome="accepted"}')
   [ "${j%.*}" = "${l%.*}" ] && break
   sleep 1
 done
 sleep 5
 rss_after=$(rss_kib "$SERVER")
-joinsA=$(metric 'presence_joins_total{outcome="accepted"}')
-leavesA=$(metric 'presence_leaves_total{outcome="accepted"}')
+joinsA=$(metric "$MPORT" 'presence_joins_total{outcome="accepted"}')
+leavesA=$(metric "$MPORT" 'presence_leaves_total{outcome="accepted"}')
 kill -TERM "$SERVER"; wait "$SERVER" || true
 
 # Phase B: open N, then SIGTERM: time until every leave is delivered and the

@@ -96,5 +96,27 @@ class Backoff:
         return delay
 
 
+class SessionState:
+    """What both helpers know of their session: the last Joined, and how they
+    got there. The resume token is a secret: never log it."""
+
+    def _init_state(self, initial_backoff: float, max_backoff: float) -> None:
+        self._backoff = Backoff(initial_backoff, max_backoff)
+        self.error: Optional[PresenceError] = None
+        self.display_nickname: Optional[str] = None
+        self.session_id: Optional[str] = None
+        self.resume_token: Optional[str] = None
+        self.resumed = False
+        self.reconnects = 0
+
+    def _record_joined(self, joined: presence_pb2.Joined) -> None:
+        """A Joined arrived: the next reconnect sends its resume token."""
+        self.display_nickname = joined.nickname
+        self.session_id = joined.session_id
+        self.resume_token = joined.resume_token
+        self.resumed = joined.resumed
+        self._backoff.reset()
+
+
 def options_with_keepalive(extra: Sequence[Tuple[str, int]] = ()) -> List[Tuple[str, int]]:
     return KEEPALIVE_OPTIONS + list(extra)

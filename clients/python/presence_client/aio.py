@@ -23,8 +23,9 @@ from typing import Any, Callable, Deque, Optional
 import grpc
 import grpc.aio
 
-from presence_client._common import (FINAL_CODES, Backoff, PresenceError, channel_credentials,
-                                     join_request, options_with_keepalive, uses_tls)
+from presence_client._common import (FINAL_CODES, PresenceError, SessionState,
+                                     channel_credentials, join_request, options_with_keepalive,
+                                     uses_tls)
 from presence_client.v1 import presence_pb2, presence_pb2_grpc
 
 NoticeCallback = Callable[[presence_pb2.Notice], None]
@@ -44,7 +45,7 @@ def connect(target: str, *, ca_file: Optional[str] = None, cert_file: Optional[s
     return grpc.aio.insecure_channel(target, options=options_with_keepalive())
 
 
-class ViewerSession:
+class ViewerSession(SessionState):
     """One viewer's presence in one performer's room, on the running event loop."""
 
     def __init__(self, channel: grpc.aio.Channel, performer_id: int, nickname: str,
@@ -57,7 +58,7 @@ class ViewerSession:
         self._join = join_request(performer_id, nickname, ip_address, customer_id, registered,
                                   credits)
         self._on_notice = on_notice or (lambda notice: None)
-        self._backoff = Backoff(initial_backoff, max_backoff)
+        self._init_state(initial_backoff, max_backoff)
         self._join_timeout = join_timeout
         self._joined = asyncio.Event()
         self._closed = asyncio.Event()
@@ -66,12 +67,6 @@ class ViewerSession:
         self._write_lock = asyncio.Lock()
         self._waiters: Deque[asyncio.Future[presence_pb2.CreditsUpdated]] = collections.deque()
         self._task: Optional[asyncio.Task[None]] = None
-        self.error: Optional[PresenceError] = None
-        self.display_nickname: Optional[str] = None
-        self.session_id: Optional[str] = None
-        self.resume_token: Optional[str] = None  # a secret: never log it
-        self.resumed = False
-        self.reconnects = 0
 
     async def __aenter__(self) -> ViewerSession:
         await self.open()
@@ -214,11 +209,7 @@ class ViewerSession:
     def _handle(self, response: presence_pb2.SessionResponse) -> None:
         kind = response.WhichOneof("event")
         if kind == "joined":
-            self.display_nickname = response.joined.nickname
-            self.session_id = response.joined.session_id
-            self.resume_token = response.joined.resume_token
-            self.resumed = response.joined.resumed
-            self._backoff.reset()
+            self._record_joined(response.joined)
             self._joined.set()
         elif kind == "credits_updated":
             if self._waiters:

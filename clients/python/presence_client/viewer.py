@@ -26,14 +26,15 @@ from typing import Any, Callable, Deque, Iterator, Optional
 
 import grpc
 
-from presence_client._common import (FINAL_CODES, Backoff, PresenceError, channel_credentials,
-                                     join_request, options_with_keepalive, uses_tls)
+from presence_client._common import (FINAL_CODES, PresenceError, SessionState,
+                                     channel_credentials, join_request, options_with_keepalive,
+                                     uses_tls)
 from presence_client.v1 import presence_pb2, presence_pb2_grpc
 
 NoticeCallback = Callable[[presence_pb2.Notice], None]
 
 
-class ViewerSession:
+class ViewerSession(SessionState):
     """One viewer's presence in one performer's room."""
 
     def __init__(self, target: Optional[str], performer_id: int, nickname: str, ip_address: str,
@@ -65,7 +66,7 @@ class ViewerSession:
         self._join = join_request(performer_id, nickname, ip_address, customer_id, registered,
                                   credits)
         self._on_notice = on_notice or (lambda notice: None)
-        self._backoff = Backoff(initial_backoff, max_backoff)
+        self._init_state(initial_backoff, max_backoff)
         self._join_timeout = join_timeout
         self._lock = threading.Lock()
         self._joined = threading.Event()
@@ -77,13 +78,6 @@ class ViewerSession:
         # the gateway answers in that order.
         self._waiters: Deque[concurrent.futures.Future[presence_pb2.CreditsUpdated]] = (
             collections.deque())
-        self.error: Optional[PresenceError] = None
-        self.display_nickname: Optional[str] = None
-        self.session_id: Optional[str] = None
-        # The last Joined's resume token (a secret: never log it).
-        self.resume_token: Optional[str] = None
-        self.resumed = False
-        self.reconnects = 0
         self._thread: Optional[threading.Thread] = None
 
     def __enter__(self) -> ViewerSession:
@@ -212,11 +206,7 @@ class ViewerSession:
     def _handle(self, response: presence_pb2.SessionResponse) -> None:
         kind = response.WhichOneof("event")
         if kind == "joined":
-            self.display_nickname = response.joined.nickname
-            self.session_id = response.joined.session_id
-            self.resume_token = response.joined.resume_token
-            self.resumed = response.joined.resumed
-            self._backoff.reset()
+            self._record_joined(response.joined)
             self._joined.set()
         elif kind == "credits_updated":
             with self._lock:
