@@ -104,8 +104,12 @@ absl::Status PresenceServer::StartFleet(const PresenceServerOptions& options) {
   fleet_->set_on_owner([this](int64_t performer_id, int64_t customer_id, bool owner) {
     presences_->SetOwner(performer_id, customer_id, owner);
   });
+  fleet_->set_on_dropped([this](const std::string& digest) { presences_->DropHeld(digest); });
+  fleet_->set_on_adopt(
+      [this](const presences::AdoptedPresence& adopted) { presences_->Adopt(adopted); });
   presence_context_.records = fleet_.get();
   presence_context_.coordinator = fleet_.get();
+  presence_context_.holds = fleet_.get();
   registry_->set_observer(fleet_.get());
   context_.fleet = fleet_.get();
   return fleet_->Start();
@@ -267,30 +271,43 @@ void PresenceServer::TrimMemoryLoop() {
   }
 }
 
+namespace {
+constexpr absl::Duration kCallsGrace = absl::Seconds(1);
+}  // namespace
+
 bool PresenceServer::Shutdown(absl::Time deadline) {
   if (shut_down_) return true;
   shut_down_ = true;
   server_->GetHealthCheckService()->SetServingStatus(false);
-  // With a resume grace and a journal, the next start of this server takes
-  // the sessions over: the drain holds them, and the holds are written down
-  // instead of left. Otherwise they are left, as every session is.
-  const bool hand_over =
-      journal_ != nullptr && presence_context_.resume_grace > absl::ZeroDuration();
-  context_.drain_holds.store(hand_over);
+  // With a resume grace, the sessions are handed over rather than left: the
+  // drain holds them. In a fleet, the holds are the fleet's already (any
+  // replica takes their resumes; the survivor that takes this replica over
+  // pings them and ends them at their grace). Otherwise, with a journal, they
+  // are written down for the next start of this server. With neither, they
+  // are left, as every session is.
+  const bool grace = presence_context_.resume_grace > absl::ZeroDuration();
+  const bool to_fleet = grace && fleet_ != nullptr;
+  const bool to_journal = grace && !to_fleet && journal_ != nullptr;
+  context_.drain_holds.store(to_fleet || to_journal);
   service_->BeginDrain();
   std::vector<std::string> handed_over;
-  if (hand_over) {
+  if (to_fleet || to_journal) {
+    const int64_t held = presences_->held_sessions();
     handed_over = presences_->HandOverHolds();
-    log::Info("handed_over", {{"held_presences", absl::StrCat(handed_over.size())}});
+    log::Info("handed_over",
+              {{"to", to_fleet ? "fleet" : "next_start"}, {"held_sessions", absl::StrCat(held)}});
   } else {
     presences_->EndAllHolds();
   }
   // The listener stays up while VS takes the leaves, so a stream or call that
   // arrives now is refused UNAVAILABLE (retry elsewhere) rather than cancelled.
   vs_->Drain(deadline);
-  // Streams that never joined are cancelled here. gRPC waits for every
-  // reactor to finish; past the deadline it cancels them first.
-  server_->Shutdown(absl::ToChronoTime(deadline));
+  // VS has answered what the calls wait for: a call still open now waits
+  // only on its client (a stream ended by the drain whose client neither
+  // half-closes nor cancels keeps gRPC waiting, seconds with Python's
+  // clients), so the calls get a second before gRPC cancels them. Streams
+  // that never joined are cancelled here too.
+  server_->Shutdown(absl::ToChronoTime(std::min(deadline, absl::Now() + kCallsGrace)));
   server_->Wait();
   bool drained = vs_->Drain(deadline);
   // What is still recorded in the fleet (leaves VS did not answer in time)

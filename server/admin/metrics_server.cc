@@ -67,9 +67,12 @@ void RenderSessions(const MetricsSources& s, std::string& out) {
          "Streams that took over a session held for a resume (no leave, no join at VS).");
   Sample(&out, "presence_resumes_total", "", Load(c.resumes));
   Header(&out, "presence_holds_total", "counter",
-         "Sessions held for a resume, by how the hold ended.");
+         "Sessions held for a resume: started; expired; moved (resumed on another replica); "
+         "adopted (from a stopped or dead replica).");
   Sample(&out, "presence_holds_total", "event=\"started\"", Load(c.holds_started));
   Sample(&out, "presence_holds_total", "event=\"expired\"", Load(c.holds_expired));
+  Sample(&out, "presence_holds_total", "event=\"moved\"", Load(c.holds_moved));
+  Sample(&out, "presence_holds_total", "event=\"adopted\"", Load(c.holds_adopted));
   Header(&out, "presence_leaves_after_grace_total", "counter",
          "leaveRoom sent because a held session's grace ran out.");
   Sample(&out, "presence_leaves_after_grace_total", "", Load(c.leaves_after_grace));
@@ -175,6 +178,10 @@ void RenderFleet(const fleet::Fleet& fleet, std::string& out) {
   Header(&out, "presence_fleet_takeover_leaves_total", "counter",
          "leaveRoom sent for presences of dead replicas.");
   Sample(&out, "presence_fleet_takeover_leaves_total", "", static_cast<double>(f.takeover_leaves));
+  Header(&out, "presence_fleet_takeover_adopted_total", "counter",
+         "Presences of stopped or dead replicas held for a resume, adopted here.");
+  Sample(&out, "presence_fleet_takeover_adopted_total", "",
+         static_cast<double>(f.takeover_adopted));
 }
 
 std::string RenderMetrics(const MetricsSources& s) {

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -16,6 +17,8 @@ namespace {
 
 constexpr char kReplicas[] = "presence:replicas";
 constexpr char kBootChannel[] = "presence:boot";
+constexpr char kStoppedChannel[] = "presence:stopped";
+constexpr char kDropPrefix[] = "drop\t";
 constexpr int64_t kRoomExpiryMs = 24 * 3600 * 1000;
 constexpr int64_t kRecordsExpiryMs = 24 * 3600 * 1000;
 constexpr size_t kFieldsPerCommand = 500;
@@ -24,13 +27,118 @@ constexpr size_t kFieldsPerCommand = 500;
 // KEYS[1] its liveness key, KEYS[2] its presences hash, KEYS[3] the mark that
 // they were taken (ARGV[1] by whom, ARGV[2] for how long), which tells the
 // replica's restart that a survivor left them (not Redis losing them).
+// KEYS[4] its holds, KEYS[5] the survivor's: the holds still in grace (at
+// ARGV[4], unix ms) move to the survivor, with the dead replica's (ARGV[3])
+// place in their shared presences (ARGV[5]: joined expiry); the others are
+// deleted. Returns {records, holds (each its fields, and 'owner')}.
 constexpr char kClaimReplicaScript[] = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local records = redis.call('HGETALL', KEYS[2])
 redis.call('DEL', KEYS[2])
 redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
-return records
+local holds = {}
+for _, digest in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  local key = 'presence:{h:' .. digest .. '}'
+  local fields = redis.call('HGETALL', key)
+  local h = {}
+  for i = 1, #fields, 2 do h[fields[i]] = fields[i + 1] end
+  if h.holder == ARGV[3] and tonumber(h.expires) > tonumber(ARGV[4]) then
+    redis.call('HSET', key, 'holder', ARGV[1])
+    redis.call('SADD', KEYS[5], digest)
+    local owner = '1'
+    if h.shared == '1' then
+      local p = 'presence:{p:' .. h.performer .. ':' .. h.customer .. '}'
+      redis.call('HDEL', p, 'r:' .. ARGV[3])
+      if redis.call('EXISTS', p) == 0 then
+        redis.call('HSET', p, 'state', 'joined', 'nick', h.nick, 'owner', ARGV[1])
+      end
+      redis.call('HSET', p, 'r:' .. ARGV[1], '1')
+      if redis.call('HGET', p, 'owner') == ARGV[3] then redis.call('HSET', p, 'owner', ARGV[1]) end
+      redis.call('PEXPIRE', p, ARGV[5])
+      if redis.call('HGET', p, 'owner') ~= ARGV[1] then owner = '0' end
+    end
+    table.insert(fields, 'owner')
+    table.insert(fields, owner)
+    table.insert(holds, fields)
+  elseif h.holder == ARGV[3] then
+    redis.call('DEL', key)
+  end
+end
+redis.call('DEL', KEYS[4])
+return {records, holds}
 )lua";
+
+// A session held for a resume. KEYS[1] the hold, KEYS[2] the holder's set.
+// ARGV: holder, digest, expiry (ms), then fields and values. 'taken' when
+// another replica took it meanwhile (a registration after a reconnection).
+constexpr char kHoldScript[] = R"lua(
+if redis.call('HEXISTS', KEYS[1], 'taken') == 1 then return 'taken' end
+redis.call('HSET', KEYS[1], 'holder', ARGV[1], unpack(ARGV, 4))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[2])
+return 'held'
+)lua";
+
+// A resume takes a held session over, once. KEYS[1] the hold. ARGV: taker,
+// digest, performer, customer, registered, asked nickname, now (unix ms), the
+// taker's presence id, the owner channel prefix, the tombstone's slack (ms). A solo presence's
+// record moves to the taker; a shared one gains the taker as a holder (and owner, if the holder
+// owned it). The hold becomes a tombstone naming the taker until a minute after its grace; the
+// holder is told. Returns {session, display nickname, shared, owner} or nil (no such hold for this
+// viewer).
+constexpr char kTakeScript[] = R"lua(
+local fields = redis.call('HGETALL', KEYS[1])
+local h = {}
+for i = 1, #fields, 2 do h[fields[i]] = fields[i + 1] end
+if not h.holder or h.taken then return false end
+if h.performer ~= ARGV[3] or h.customer ~= ARGV[4] or h.registered ~= ARGV[5] then return false end
+if h.registered ~= '1' and h.asked ~= ARGV[6] then return false end
+if tonumber(h.expires) <= tonumber(ARGV[7]) then return false end
+local owner = 0
+if h.shared == '1' then
+  local p = 'presence:{p:' .. h.performer .. ':' .. h.customer .. '}'
+  if redis.call('HGET', p, 'state') ~= 'joined' then return false end
+  redis.call('HSET', p, 'r:' .. ARGV[1], '1')
+  if redis.call('HGET', p, 'owner') == h.holder then redis.call('HSET', p, 'owner', ARGV[1]) end
+  if redis.call('HGET', p, 'owner') == ARGV[1] then owner = 1 end
+else
+  local from = 'presence:{r:' .. h.holder .. '}:presences'
+  local record = redis.call('HGET', from, h.presence)
+  if record then
+    redis.call('HDEL', from, h.presence)
+    redis.call('HSET', 'presence:{r:' .. ARGV[1] .. '}:presences', ARGV[8], record)
+  end
+end
+redis.call('SREM', 'presence:{r:' .. h.holder .. '}:holds', ARGV[2])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'taken', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(h.expires) - tonumber(ARGV[7]) + tonumber(ARGV[10]))
+redis.call('PUBLISH', ARGV[9] .. h.holder, 'drop\t' .. ARGV[2])
+return {h.session, h.nick, h.shared, owner}
+)lua";
+
+// A hold's grace ran out on its holder. KEYS[1] the hold, KEYS[2] the
+// holder's set; ARGV: holder, digest. 'leave': it is the holder's to end
+// (also when Redis forgot it); 'taken': another replica has it.
+constexpr char kExpireScript[] = R"lua(
+local holder = redis.call('HGET', KEYS[1], 'holder')
+if redis.call('HEXISTS', KEYS[1], 'taken') == 1 or (holder and holder ~= ARGV[1]) then
+  return 'taken'
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+return 'leave'
+)lua";
+
+// A hold ended on its holder for another reason. Same KEYS and ARGV.
+constexpr char kEndHoldScript[] = R"lua(
+if redis.call('HGET', KEYS[1], 'holder') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+)lua";
+// A hold's key outlives its grace by this much: the holder's own timer asks
+// about it first, and a taken one's tombstone answers it.
+constexpr int64_t kHoldSlackMs = 60 * 1000;
 constexpr int64_t kTakenMarkMs = 24 * 3600 * 1000;
 
 // Removes a replica's entries from a room. KEYS[1] the room, ARGV[1] "ID\t".
@@ -183,6 +291,45 @@ std::optional<RoomEntry> ParseRoomRecord(absl::string_view record) {
   return entry;
 }
 
+// A hold's fields, as kHoldScript stores them (the holder aside).
+std::vector<std::string> HoldFields(const presences::HoldRecord& hold) {
+  return {"digest",     hold.digest,
+          "presence",   hold.presence_id,
+          "session",    hold.session_id,
+          "performer",  absl::StrCat(hold.performer_id),
+          "customer",   CustomerText(hold.customer_id),
+          "registered", hold.registered ? "1" : "0",
+          "shared",     hold.shared ? "1" : "0",
+          "asked",      hold.asked_nickname,
+          "nick",       hold.display_nickname,
+          "expires",    absl::StrCat(absl::ToUnixMillis(hold.expires))};
+}
+
+// A hold as the claim script returns it: fields and values, 'owner' last.
+std::optional<presences::HoldRecord> ParseHold(const RedisReply& reply, bool* owner) {
+  absl::flat_hash_map<std::string, std::string> f;
+  for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
+    f[reply.elements[i].str] = reply.elements[i + 1].str;
+  }
+  presences::HoldRecord hold;
+  int64_t expires_ms = 0;
+  if (!absl::SimpleAtoi(f["performer"], &hold.performer_id) ||
+      !absl::SimpleAtoi(f["expires"], &expires_ms) || f["digest"].empty()) {
+    return std::nullopt;
+  }
+  hold.digest = f["digest"];
+  hold.presence_id = f["presence"];
+  hold.session_id = f["session"];
+  hold.customer_id = ParseCustomer(f["customer"]);
+  hold.registered = f["registered"] == "1";
+  hold.shared = f["shared"] == "1" && hold.customer_id.has_value();
+  hold.asked_nickname = f["asked"];
+  hold.display_nickname = f["nick"];
+  hold.expires = absl::FromUnixMillis(expires_ms);
+  *owner = f["owner"] != "0";
+  return hold;
+}
+
 }  // namespace
 
 Fleet::Fleet(FleetOptions options, presences::LeaveSender* leaves,
@@ -214,11 +361,22 @@ std::string Fleet::OwnerChannel(const std::string& replica) const {
   return absl::StrCat("presence:own:", replica);
 }
 
+std::string Fleet::HoldsKey(const std::string& replica) const {
+  return absl::StrCat("presence:{r:", replica, "}:holds");
+}
+
+std::string Fleet::HoldKey(const std::string& digest) {
+  return absl::StrCat("presence:{h:", digest, "}");
+}
+
 absl::Status Fleet::Start() {
   redis_->OnReady([this] { RegisterAgain(); });
   redis_->Subscribe(kBootChannel, [this](const std::string& message) { OnBootMessage(message); });
   redis_->Subscribe(OwnerChannel(options_.replica_id),
                     [this](const std::string& message) { OnOwnerMessage(message); });
+  redis_->Subscribe(kStoppedChannel, [this](const std::string& message) {
+    if (message != options_.replica_id) Wake();
+  });
   if (absl::Status started = redis_->Start(); !started.ok()) return started;
   {
     absl::MutexLock lock(&mu_);
@@ -234,7 +392,7 @@ absl::Status Fleet::Start() {
 
 void Fleet::Stop(const std::vector<std::string>& handed_over, absl::Duration timeout) {
   if (stopped_.exchange(true)) return;
-  stop_.Notify();
+  Wake();
   if (renew_.joinable()) renew_.join();
   if (timeout > absl::ZeroDuration() && redis_->connected()) {
     absl::Time deadline = absl::Now() + timeout;
@@ -252,9 +410,10 @@ void Fleet::Stop(const std::vector<std::string>& handed_over, absl::Duration tim
       Send({"DEL", PresencesKey(options_.replica_id)});
       Send({"ZREM", kReplicas, options_.replica_id});
     }
-    // Survivors take over what is still recorded (leaves VS did not answer)
-    // at their next renewal rather than after the TTL.
+    // Survivors take over what is still recorded (leaves VS did not answer,
+    // sessions held for a resume) at once rather than after the TTL.
     Send({"DEL", AliveKey(options_.replica_id)});
+    Send({"PUBLISH", kStoppedChannel, options_.replica_id});
     // Commands are answered in order: once this one is, all the above are.
     (void)Await({"PING"}, std::max(absl::ZeroDuration(), deadline - absl::Now()));
   }
@@ -328,9 +487,11 @@ void Fleet::RegisterAgain() {
   RegisterRecords();
   size_t rooms = RegisterRooms();
   size_t shared = RegisterShared();
+  size_t holds = RegisterHolds();
   log::Info("fleet_registered", {{"replica", options_.replica_id},
                                  {"rooms", absl::StrCat(rooms)},
-                                 {"shared_presences", absl::StrCat(shared)}});
+                                 {"shared_presences", absl::StrCat(shared)},
+                                 {"holds", absl::StrCat(holds)}});
 }
 
 void Fleet::RegisterRecords() {
@@ -395,9 +556,34 @@ size_t Fleet::RegisterShared() {
   return shared.size();
 }
 
+size_t Fleet::RegisterHolds() {
+  std::vector<presences::HoldRecord> holds;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [digest, hold] : holds_) holds.push_back(hold);
+  }
+  // A hold taken elsewhere while this replica could not hear of it is
+  // answered 'taken', and let go here.
+  for (const presences::HoldRecord& hold : holds) SendHold(hold);
+  return holds.size();
+}
+
 void Fleet::RenewLoop() {
   absl::Duration period = std::max(absl::Milliseconds(100), options_.replica_ttl / 3);
-  while (!stop_.WaitForNotificationWithTimeout(period)) Renew();
+  while (true) {
+    {
+      absl::MutexLock lock(&wake_mu_);
+      wake_mu_.AwaitWithTimeout(absl::Condition(&wake_), period);
+      wake_ = false;
+    }
+    if (stopped_.load()) return;
+    Renew();
+  }
+}
+
+void Fleet::Wake() {
+  absl::MutexLock lock(&wake_mu_);
+  wake_ = true;
 }
 
 void Fleet::Renew() {
@@ -413,6 +599,7 @@ void Fleet::Renew() {
   // expire a day after its last renewal, and replicas not heard of for a day
   // leave the set.
   Send({"PEXPIRE", PresencesKey(options_.replica_id), absl::StrCat(kRecordsExpiryMs)});
+  Send({"PEXPIRE", HoldsKey(options_.replica_id), absl::StrCat(kRecordsExpiryMs)});
   Send({"ZREMRANGEBYSCORE", kReplicas, "-inf", absl::StrCat(now_ms - kRecordsExpiryMs)});
   absl::StatusOr<RedisReply> replicas = Await({"ZRANGE", kReplicas, "0", "-1"}, timeout);
   if (!replicas.ok()) return;
@@ -459,47 +646,50 @@ std::string Fleet::TakenKey(const std::string& replica) const {
 bool Fleet::TakeOver(const std::string& dead, int64_t* records) {
   absl::Duration timeout = options_.redis.command_timeout * 2;
   absl::StatusOr<RedisReply> claimed =
-      Await({"EVAL", kClaimReplicaScript, "3", AliveKey(dead), PresencesKey(dead), TakenKey(dead),
-             options_.replica_id, absl::StrCat(kTakenMarkMs)},
+      Await({"EVAL", kClaimReplicaScript, "5", AliveKey(dead), PresencesKey(dead), TakenKey(dead),
+             HoldsKey(dead), HoldsKey(options_.replica_id), options_.replica_id,
+             absl::StrCat(kTakenMarkMs), dead, absl::StrCat(absl::ToUnixMillis(absl::Now())),
+             absl::StrCat(kJoinedExpiryMs)},
             timeout);
-  if (!claimed.ok() || claimed->type != RedisReply::Type::kArray) return false;  // Alive after all.
-  if (records != nullptr) *records = static_cast<int64_t>(claimed->elements.size() / 2);
+  // Not an array: alive after all.
+  if (!claimed.ok() || claimed->elements.size() != 2) return false;
+  const std::vector<RedisReply>& claimed_records = claimed->elements[0].elements;
+  if (records != nullptr) *records = static_cast<int64_t>(claimed_records.size() / 2);
+  // The holds still in grace, by presence.
+  absl::flat_hash_map<std::string, presences::AdoptedPresence> held;
+  for (const RedisReply& reply : claimed->elements[1].elements) {
+    bool owner = true;
+    std::optional<presences::HoldRecord> hold = ParseHold(reply, &owner);
+    if (!hold.has_value()) continue;
+    presences::AdoptedPresence& adopted = held[hold->presence_id];
+    adopted.id = hold->presence_id;
+    adopted.owner = owner;
+    adopted.holds.push_back(*std::move(hold));
+  }
   absl::flat_hash_set<int64_t> rooms;
-  int64_t leaves = 0;
+  int64_t leaves = 0, adopted = 0;
   bool unfinished = false;
-  for (size_t i = 0; i + 1 < claimed->elements.size(); i += 2) {
-    const std::string& id = claimed->elements[i].str;
+  for (size_t i = 0; i + 1 < claimed_records.size(); i += 2) {
+    const std::string& id = claimed_records[i].str;
+    const std::string& record = claimed_records[i + 1].str;
     bool shared = false;
-    std::optional<vs::RoomPresence> presence =
-        ParsePresenceRecord(claimed->elements[i + 1].str, &shared);
-    if (!presence.has_value()) continue;
-    rooms.insert(presence->performer_id);
-    if (shared) {
-      // Other replicas may still hold it: left only if none does.
-      absl::StatusOr<std::optional<std::string>> last =
-          ReleaseDead(dead, presence->performer_id, *presence->customer_id);
-      if (!last.ok()) {
-        // Put back: the next renewal takes it over again.
-        Send({"HSET", PresencesKey(dead), id, claimed->elements[i + 1].str});
-        unfinished = true;
-        log::Warning("takeover_release_failed",
-                     {{"dead_replica", dead}, {"error", last.status().ToString()}});
-        continue;
-      }
-      if (!last->has_value()) continue;  // Live replicas still hold it.
-      if (!(*last)->empty()) presence->nickname = **last;
-      int64_t performer = presence->performer_id, customer = *presence->customer_id;
-      Joined(id, *presence);
-      leaves_->Send(id, *presence, presences::LeaveSender::Kind::kLeave,
-                    [this, performer, customer] { Gone(performer, customer); });
-      ++leaves;
-      continue;
+    if (std::optional<vs::RoomPresence> p = ParsePresenceRecord(record, &shared)) {
+      rooms.insert(p->performer_id);
     }
-    // Recorded under this replica first: if it dies too, the next survivor
-    // sends the leave. VS's answer removes the record (Left).
-    Joined(id, *presence);
-    leaves_->Send(id, *presence, presences::LeaveSender::Kind::kLeave);
-    ++leaves;
+    switch (TakeOverRecord(dead, id, record, &held)) {
+      case Outcome::kLeft:
+        ++leaves;
+        break;
+      case Outcome::kAdopted:
+        ++adopted;
+        break;
+      case Outcome::kUnfinished:
+        unfinished = true;
+        break;
+      case Outcome::kSkipped:
+      case Outcome::kStays:
+        break;
+    }
   }
   for (int64_t performer : rooms) {
     Send({"EVAL", kCleanRoomScript, "1", RoomKey(performer), absl::StrCat(dead, "\t")});
@@ -507,10 +697,149 @@ bool Fleet::TakeOver(const std::string& dead, int64_t* records) {
   if (!unfinished) Send({"ZREM", kReplicas, dead});
   takeovers_.fetch_add(1);
   takeover_leaves_.fetch_add(leaves);
-  log::Warning(
-      "replica_taken_over",
-      {{"dead_replica", dead}, {"by", options_.replica_id}, {"leaves", absl::StrCat(leaves)}});
+  takeover_adopted_.fetch_add(adopted);
+  log::Warning("replica_taken_over", {{"dead_replica", dead},
+                                      {"by", options_.replica_id},
+                                      {"leaves", absl::StrCat(leaves)},
+                                      {"adopted_held", absl::StrCat(adopted)}});
   return true;
+}
+
+Fleet::Outcome Fleet::TakeOverRecord(
+    const std::string& dead, const std::string& id, const std::string& record,
+    absl::flat_hash_map<std::string, presences::AdoptedPresence>* held) {
+  bool shared = false;
+  std::optional<vs::RoomPresence> presence = ParsePresenceRecord(record, &shared);
+  if (!presence.has_value()) return Outcome::kSkipped;
+  if (auto it = held->find(id); it != held->end()) {
+    // Held for a resume: pinged from here until resumed or its grace ends.
+    it->second.presence = *presence;
+    it->second.shared = shared;
+    Adopt(std::move(it->second));
+    return Outcome::kAdopted;
+  }
+  if (shared) {
+    // Other replicas may still hold it: left only if none does.
+    absl::StatusOr<std::optional<std::string>> last =
+        ReleaseDead(dead, presence->performer_id, *presence->customer_id);
+    if (!last.ok()) {
+      // Put back: the next renewal takes it over again.
+      Send({"HSET", PresencesKey(dead), id, record});
+      log::Warning("takeover_release_failed",
+                   {{"dead_replica", dead}, {"error", last.status().ToString()}});
+      return Outcome::kUnfinished;
+    }
+    if (!last->has_value()) return Outcome::kStays;  // Live replicas still hold it.
+    if (!(*last)->empty()) presence->nickname = **last;
+    int64_t performer = presence->performer_id, customer = *presence->customer_id;
+    Joined(id, *presence);
+    leaves_->Send(id, *presence, presences::LeaveSender::Kind::kLeave,
+                  [this, performer, customer] { Gone(performer, customer); });
+    return Outcome::kLeft;
+  }
+  // Recorded under this replica first: if it dies too, the next survivor
+  // sends the leave. VS's answer removes the record (Left).
+  Joined(id, *presence);
+  leaves_->Send(id, *presence, presences::LeaveSender::Kind::kLeave);
+  return Outcome::kLeft;
+}
+
+void Fleet::Adopt(presences::AdoptedPresence adopted) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (adopted.shared) {
+      shared_[std::make_pair(adopted.presence.performer_id, *adopted.presence.customer_id)] =
+          adopted.presence.nickname;
+    }
+    for (const presences::HoldRecord& hold : adopted.holds) holds_[hold.digest] = hold;
+  }
+  if (on_adopt_) on_adopt_(adopted);
+}
+
+void Fleet::Held(const presences::HoldRecord& hold) {
+  {
+    absl::MutexLock lock(&mu_);
+    holds_[hold.digest] = hold;
+  }
+  SendHold(hold);
+}
+
+void Fleet::SendHold(const presences::HoldRecord& hold) {
+  const int64_t ttl_ms = absl::ToInt64Milliseconds(hold.expires - absl::Now()) + kHoldSlackMs;
+  std::vector<std::string> argv = {"EVAL",
+                                   kHoldScript,
+                                   "2",
+                                   HoldKey(hold.digest),
+                                   HoldsKey(options_.replica_id),
+                                   options_.replica_id,
+                                   hold.digest,
+                                   absl::StrCat(std::max<int64_t>(ttl_ms, 1))};
+  for (std::string& field : HoldFields(hold)) argv.push_back(std::move(field));
+  redis_->Command(std::move(argv), [this, digest = hold.digest](absl::StatusOr<RedisReply> reply) {
+    if (reply.ok() && reply->str == "taken") Dropped(digest);
+  });
+}
+
+void Fleet::Dropped(const std::string& digest) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (holds_.erase(digest) == 0) return;  // Not (or no longer) held here.
+  }
+  if (on_dropped_) on_dropped_(digest);
+}
+
+void Fleet::Take(const presences::HoldRecord& viewer, const std::string& presence_id,
+                 absl::AnyInvocable<void(std::optional<Taken>) &&> done) {
+  std::optional<std::pair<int64_t, int64_t>> key;
+  if (viewer.customer_id.has_value()) key.emplace(viewer.performer_id, *viewer.customer_id);
+  redis_->Command({"EVAL", kTakeScript, "1", HoldKey(viewer.digest), options_.replica_id,
+                   viewer.digest, absl::StrCat(viewer.performer_id),
+                   CustomerText(viewer.customer_id), viewer.registered ? "1" : "0",
+                   viewer.asked_nickname, absl::StrCat(absl::ToUnixMillis(absl::Now())),
+                   presence_id, OwnerChannel(""), absl::StrCat(kHoldSlackMs)},
+                  [this, key, done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+                    // No answer is no hold: the stream joins afresh (and the holder ends
+                    // the hold at its grace).
+                    if (!reply.ok() || reply->elements.size() != 4) {
+                      std::move(done)(std::nullopt);
+                      return;
+                    }
+                    Taken taken;
+                    taken.session_id = reply->elements[0].str;
+                    taken.display_nickname = reply->elements[1].str;
+                    taken.shared = reply->elements[2].str == "1" && key.has_value();
+                    taken.owner = reply->elements[3].integer == 1;
+                    if (taken.shared) {
+                      absl::MutexLock lock(&mu_);
+                      shared_[*key] = taken.display_nickname;
+                    }
+                    std::move(done)(std::move(taken));
+                  });
+}
+
+void Fleet::Expire(const std::string& digest, absl::AnyInvocable<void(Expiry) &&> done) {
+  redis_->Command({"EVAL", kExpireScript, "2", HoldKey(digest), HoldsKey(options_.replica_id),
+                   options_.replica_id, digest},
+                  [this, digest, done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+                    if (!reply.ok()) {
+                      std::move(done)(Expiry::kRetry);
+                      return;
+                    }
+                    {
+                      absl::MutexLock lock(&mu_);
+                      holds_.erase(digest);
+                    }
+                    std::move(done)(reply->str == "taken" ? Expiry::kTaken : Expiry::kLeave);
+                  });
+}
+
+void Fleet::Ended(const std::string& digest) {
+  {
+    absl::MutexLock lock(&mu_);
+    holds_.erase(digest);
+  }
+  Send({"EVAL", kEndHoldScript, "2", HoldKey(digest), HoldsKey(options_.replica_id),
+        options_.replica_id, digest});
 }
 
 void Fleet::Claim(int64_t performer_id, int64_t customer_id,
@@ -599,6 +928,10 @@ absl::StatusOr<std::optional<std::string>> Fleet::ReleaseDead(const std::string&
 }
 
 void Fleet::OnOwnerMessage(const std::string& message) {
+  if (absl::StartsWith(message, kDropPrefix)) {
+    Dropped(message.substr(sizeof(kDropPrefix) - 1));
+    return;
+  }
   // "presence:{p:PERFORMER:CUSTOMER}"
   int64_t performer = 0, customer = 0;
   std::vector<absl::string_view> parts = absl::StrSplit(message, absl::ByAnyChar(":{}"));
@@ -666,6 +999,7 @@ FleetStats Fleet::stats() const {
   stats.degraded = !redis_->connected();
   stats.takeovers = takeovers_.load();
   stats.takeover_leaves = takeover_leaves_.load();
+  stats.takeover_adopted = takeover_adopted_.load();
   stats.registrations = registrations_.load();
   absl::MutexLock lock(&mu_);
   stats.live_replicas = static_cast<int64_t>(live_.size());

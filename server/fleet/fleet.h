@@ -34,6 +34,23 @@
 //                                     state, owner, nick, r:<replica> per holder
 //   presence:{room:PERFORMER}         hash: session id -> replica, customer, registered,
 //                                     joined at, nickname (expires a day after its last write)
+//   presence:{h:DIGEST}               a session held for a resume (DIGEST: SHA-256 of its
+//                                     token): holder, presence, session, the viewer, the
+//                                     display nickname, expires (unix ms); once taken, only
+//                                     `taken` (the taker). Expires a minute after its grace.
+//   presence:{r:ID}:holds             set: the digests of the holds a replica holds
+//   channel presence:own:ID           to one replica: a shared presence it pings now, or
+//                                     "drop\tDIGEST" (a hold it had was resumed elsewhere)
+//   channel presence:stopped          a replica stopped: survivors take it over at once
+//
+// Resume across the fleet: a stream whose token this replica does not hold
+// takes the hold from Redis (one script: checks the viewer and the grace,
+// moves a solo presence's record to the taker or adds the taker to a shared
+// presence, tells the holder). Each hold's end at its grace is decided by one
+// script on its holder (leave it, or it was taken). A stopped or dead
+// replica's holds are adopted by the survivor that takes its records over:
+// it pings them and ends them at their grace. Scripts name keys they
+// compute (the holder's, the taker's): one Redis, not a Cluster.
 //
 // Thread-safe.
 
@@ -53,6 +70,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/fleet/redis_client.h"
+#include "server/presence/hold_exchange.h"
 #include "server/presence/leave_sender.h"
 #include "server/presence/presence_coordinator.h"
 #include "server/presence/presence_records.h"
@@ -80,14 +98,16 @@ struct RoomEntry {
 struct FleetStats {
   RedisStats redis;
   bool degraded = true;
-  int64_t takeovers = 0;        // Dead replicas whose records this replica claimed.
-  int64_t takeover_leaves = 0;  // leaveRoom sent for a dead replica's presences.
-  int64_t registrations = 0;    // Times this replica registered again all it holds.
-  int64_t live_replicas = 0;    // As of the last renewal.
+  int64_t takeovers = 0;         // Dead replicas whose records this replica claimed.
+  int64_t takeover_leaves = 0;   // leaveRoom sent for a dead replica's presences.
+  int64_t takeover_adopted = 0;  // Its presences held for a resume, adopted here.
+  int64_t registrations = 0;     // Times this replica registered again all it holds.
+  int64_t live_replicas = 0;     // As of the last renewal.
 };
 
 class Fleet final : public presences::PresenceRecords,
                     public presences::PresenceCoordinator,
+                    public presences::HoldExchange,
                     public session::RoomObserver {
  public:
   // `leaves` sends the takeover leaves; `registry` is listed again after Redis
@@ -132,6 +152,21 @@ class Fleet final : public presences::PresenceRecords,
     on_owner_ = std::move(f);
   }
 
+  // HoldExchange: sessions held for a resume, shared by the fleet.
+  void Held(const presences::HoldRecord& hold) override;
+  void Take(const presences::HoldRecord& viewer, const std::string& presence_id,
+            absl::AnyInvocable<void(std::optional<Taken>) &&> done) override;
+  void Expire(const std::string& digest, absl::AnyInvocable<void(Expiry) &&> done) override;
+  void Ended(const std::string& digest) override;
+  // Set before Start: a hold of this replica was resumed on another one.
+  void set_on_dropped(std::function<void(const std::string& digest)> f) {
+    on_dropped_ = std::move(f);
+  }
+  // Set before Start: a stopped or dead replica's held presence, adopted here.
+  void set_on_adopt(std::function<void(const presences::AdoptedPresence&)> f) {
+    on_adopt_ = std::move(f);
+  }
+
   // RoomObserver.
   void StreamJoined(const session::SessionCore& session) override;
   void StreamLeft(const session::SessionCore& session) override;
@@ -154,15 +189,27 @@ class Fleet final : public presences::PresenceRecords,
  private:
   void RenewLoop();
   void Renew();
-  // Claims a dead replica's records and leaves them; false when it could not
-  // (Redis away, or the replica is alive after all).
+  // Wakes the renewal now (a replica stopped: take it over at once).
+  void Wake();
+  // Claims a dead replica's records and leaves them, or adopts those it held
+  // for a resume; false when it could not (Redis away, or the replica is
+  // alive after all).
   bool TakeOver(const std::string& dead, int64_t* records = nullptr);
+  enum class Outcome { kSkipped, kLeft, kAdopted, kStays, kUnfinished };
+  // One of the dead replica's records; `held`: its holds, by presence id.
+  Outcome TakeOverRecord(const std::string& dead, const std::string& id, const std::string& record,
+                         absl::flat_hash_map<std::string, presences::AdoptedPresence>* held);
+  void Adopt(presences::AdoptedPresence adopted);
+  void SendHold(const presences::HoldRecord& hold);
+  // A hold of this replica was taken elsewhere.
+  void Dropped(const std::string& digest);
   // After every (re)connection: liveness, then this replica's records, room
   // entries and shared presences, as if Redis had forgotten them.
   void RegisterAgain();
   void RegisterRecords();
   size_t RegisterRooms();  // Returns the number of rooms.
   size_t RegisterShared();
+  size_t RegisterHolds();
   void OnBootMessage(const std::string& message);
   void OnOwnerMessage(const std::string& message);
   // Releases a dead replica's hold on a shared presence. The display
@@ -181,6 +228,8 @@ class Fleet final : public presences::PresenceRecords,
   static std::string RoomKey(int64_t performer_id);
   static std::string SharedKey(int64_t performer_id, int64_t customer_id);
   std::string OwnerChannel(const std::string& replica) const;
+  std::string HoldsKey(const std::string& replica) const;
+  static std::string HoldKey(const std::string& digest);
 
   FleetOptions options_;
   presences::LeaveSender* const leaves_;
@@ -188,12 +237,16 @@ class Fleet final : public presences::PresenceRecords,
   std::unique_ptr<RedisClient> redis_;
   std::function<void(int64_t, int64_t)> on_boot_;
   std::function<void(int64_t, int64_t, bool)> on_owner_;
+  std::function<void(const std::string&)> on_dropped_;
+  std::function<void(const presences::AdoptedPresence&)> on_adopt_;
   std::thread renew_;
-  absl::Notification stop_;
+  absl::Mutex wake_mu_;
+  bool wake_ ABSL_GUARDED_BY(wake_mu_) = false;  // Renew now, or stop.
   std::atomic<bool> stopped_{false};
 
   std::atomic<int64_t> takeovers_{0};
   std::atomic<int64_t> takeover_leaves_{0};
+  std::atomic<int64_t> takeover_adopted_{0};
   std::atomic<int64_t> registrations_{0};
 
   mutable absl::Mutex mu_;
@@ -205,6 +258,9 @@ class Fleet final : public presences::PresenceRecords,
   absl::flat_hash_map<std::pair<int64_t, int64_t>, std::string> shared_ ABSL_GUARDED_BY(mu_);
   // Room entries removed while Redis was away (their removal is replayed).
   std::vector<std::pair<int64_t, std::string>> unremoved_ ABSL_GUARDED_BY(mu_);
+  // The sessions this replica holds for a resume, by digest, to register
+  // them again after Redis is back.
+  absl::flat_hash_map<std::string, presences::HoldRecord> holds_ ABSL_GUARDED_BY(mu_);
   // Replicas alive at the last renewal (GetRoom skips the others' entries).
   absl::flat_hash_set<std::string> live_ ABSL_GUARDED_BY(mu_);
 };

@@ -34,12 +34,18 @@ struct GatewayCounters {
   std::atomic<int64_t> resumes{0};             // Streams that took a held session over.
   std::atomic<int64_t> holds_started{0};       // Lost streams whose session was held.
   std::atomic<int64_t> holds_expired{0};       // Held sessions nobody resumed in time.
+  std::atomic<int64_t> holds_moved{0};         // Held here, resumed on another replica.
+  std::atomic<int64_t> holds_adopted{0};       // Held by a stopped or dead replica, adopted here.
   std::atomic<int64_t> leaves_after_grace{0};  // leaveRoom sent because a grace ran out.
   std::atomic<int64_t> notices_suppressed{0};  // The same notice again within the quiet period.
 };
 
 inline void Increment(std::atomic<int64_t>& counter) {
   counter.fetch_add(1, std::memory_order_relaxed);
+}
+
+inline void Add(std::atomic<int64_t>& counter, int64_t n) {
+  counter.fetch_add(n, std::memory_order_relaxed);
 }
 
 // Counts an answer as accepted, rejected (VS said success:false) or failed

@@ -22,6 +22,14 @@
 // grace passes, a boot names the customer, or the server stops, the hold
 // ends, and the presence is left if nothing else holds it.
 //
+// In a fleet (PresenceContext::holds), every hold is shared too: a token this
+// replica does not hold is taken from the replica that does (the stream's
+// presence first asks the fleet, then joins afresh if nobody holds it), the
+// holder lets the session go without a leave (DropHeld), each hold's end at
+// its grace is decided by the fleet (one replica leaves it), and a stopped
+// or dead replica's holds are adopted by a survivor (Adopt). Holds are
+// indexed by their token's SHA-256: a survivor knows only that.
+//
 // Thread-safe. Lock order: the directory's, then a presence's.
 
 #include <cstdint>
@@ -34,6 +42,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "server/journal/session_journal.h"
+#include "server/presence/hold_exchange.h"
 #include "server/presence/local_presence.h"
 #include "server/presence/presence.h"
 #include "server/presence/presence_context.h"
@@ -71,6 +80,12 @@ class LocalDirectory final : public PresenceDirectory {
   // The fleet made this replica the one that pings a customer's shared
   // presence (`owner`), or another one.
   void SetOwner(int64_t performer_id, int64_t customer_id, bool owner);
+  // Another replica took the held session `digest` over: it is let go
+  // without a leave.
+  void DropHeld(const std::string& digest);
+  // A dead or stopped replica's presence, with the sessions it held: this
+  // replica pings it from now on, and ends each hold at its grace.
+  void Adopt(const AdoptedPresence& adopted);
   int64_t shared_presences() const override;
   int64_t held_sessions() const override;
 
@@ -94,19 +109,32 @@ class LocalDirectory final : public PresenceDirectory {
     bool registered = false;
     std::string asked_nickname;
     absl::Time expires;  // Of the scheduler's clock.
+    std::string token;   // Empty when adopted from another replica (only its digest is known).
   };
-  void Index(const std::string& token, Held held);
+  void Index(const std::string& digest, Held held);
   void Hold(std::shared_ptr<LocalPresence> presence, const session::SessionCore& stream);
-  // The held session `resume_token` names, taken out, if `join` is its viewer's.
-  std::optional<Held> TakeHeld(absl::string_view resume_token, const vs::JoinRoomRequest& join);
-  void Expire(const std::string& token);
+  // The held session `digest` names, taken out, if `join` is its viewer's.
+  std::optional<Held> TakeHeld(const std::string& digest, const vs::JoinRoomRequest& join);
+  // A session held by another replica, whose token a stream on this one
+  // brought: taken over through the fleet if that replica holds it.
+  void TakeFromFleet(const std::string& digest, const vs::JoinRoomRequest& join,
+                     const std::shared_ptr<session::SessionCore>& stream, Attachment* attachment);
+  std::optional<Held> Unindex(const std::string& digest);
+  void Expire(const std::string& digest);
+  void OnExpiry(const std::string& digest, HoldExchange::Expiry expiry);
+  // The grace of `digest` ran out: the hold ends, and the presence is left
+  // if nothing else holds it.
+  void EndExpired(const std::string& digest);
   std::shared_ptr<LocalPresence> NewPresence(const std::string& id,
                                              const vs::JoinRoomRequest& join);
 
   const PresenceContext* const context_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<PresenceKey, std::shared_ptr<LocalPresence>> shared_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, Held> held_ ABSL_GUARDED_BY(mu_);  // By resume token.
+  // By the SHA-256 of the resume token.
+  absl::flat_hash_map<std::string, Held> held_ ABSL_GUARDED_BY(mu_);
+  // The server stops and handed its holds over: they are not ended here.
+  bool handed_over_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace presence::presences

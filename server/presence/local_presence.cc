@@ -42,6 +42,37 @@ std::optional<JoinAnswer> LocalPresence::Join(std::shared_ptr<SessionCore> first
   return SendJoin(first.get());
 }
 
+void LocalPresence::TakeOver(std::shared_ptr<SessionCore> first, HoldRecord viewer) {
+  {
+    absl::MutexLock lock(&mu_);
+    streams_.push_back(std::move(first));
+  }
+  std::shared_ptr<LocalPresence> self = shared_from_this();
+  context_->holds->Take(viewer, id_, [self](std::optional<HoldExchange::Taken> taken) {
+    self->OnTaken(std::move(taken));
+  });
+}
+
+void LocalPresence::OnTaken(std::optional<HoldExchange::Taken> taken) {
+  if (!taken.has_value()) {  // Nobody holds it for this viewer: a fresh join.
+    if (coordinated_) {
+      Claim();
+    } else {
+      SendJoin(nullptr);
+    }
+    return;
+  }
+  metrics::Increment(context_->counters->resumes);
+  if (taken->shared) {
+    via_.store(Via::kFleetShare);
+    pinging_.store(taken->owner);
+  }
+  ping_at_once_.store(true);
+  vs::VsResult resumed;
+  resumed.outcome = vs::VsOutcome::kAccepted;
+  FinishJoin({resumed, taken->display_nickname, taken->session_id}, nullptr, /*from_vs=*/false);
+}
+
 void LocalPresence::Claim() {
   if (waits_ == 0) wait_deadline_ = context_->scheduler->clock()->Now() + kMaxFleetWait;
   std::shared_ptr<LocalPresence> self = shared_from_this();
@@ -209,8 +240,11 @@ std::vector<std::shared_ptr<SessionCore>> LocalPresence::SettleJoinLocked(const 
   if (context_->records != nullptr) context_->records->Joined(id_, room_presence());
   *leave_now = streams_.empty();
   state_ = *leave_now ? State::kLeaving : State::kJoined;
-  if (!*leave_now)
-    context_->scheduler->Add(shared_from_this(), context_->scheduler->clock()->Now());
+  if (!*leave_now) {
+    session::PingScheduler* scheduler = context_->scheduler;
+    absl::Time now = scheduler->clock()->Now();
+    scheduler->Add(shared_from_this(), ping_at_once_.load() ? now - scheduler->interval() : now);
+  }
   return streams_;
 }
 
@@ -242,7 +276,10 @@ void LocalPresence::Detach(const SessionCore& stream, Departure how) {
   }
 }
 
-void LocalPresence::RestoreHeld(std::string display_nickname, int holds) {
+void LocalPresence::RestoreHeld(std::string display_nickname, int holds, bool fleet_shared,
+                                bool pinging) {
+  if (fleet_shared) via_.store(Via::kFleetShare);
+  pinging_.store(pinging);
   {
     absl::MutexLock lock(&mu_);
     state_ = State::kJoined;
@@ -262,6 +299,33 @@ bool LocalPresence::Resume(std::shared_ptr<SessionCore> stream, JoinAnswer* now)
   now->result.outcome = vs::VsOutcome::kAccepted;
   now->display_nickname = display_nickname_;
   return true;
+}
+
+bool LocalPresence::AddHolds(int holds) {
+  absl::MutexLock lock(&mu_);
+  if (state_ != State::kJoined) return false;
+  held_ += holds;
+  return true;
+}
+
+void LocalPresence::DropHold() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (held_ == 0) return;
+    --held_;
+    // A shared presence's taker became its owner if this replica was.
+    if (via_.load() != Via::kVs) pinging_.store(false);
+    if (!LastOutLocked()) return;
+  }
+  Close();  // No more pings from here.
+  if (via_.load() != Via::kVs) {
+    Release();  // The taker holds it: released without a leave.
+    return;
+  }
+  // Solo: its record moved to the taker, which leaves it in time.
+  if (context_->journal != nullptr) context_->journal->RecordLeft(id_);
+  if (context_->records != nullptr) context_->records->Left(id_);
+  Gone();
 }
 
 bool LocalPresence::EndHold() {

@@ -74,9 +74,21 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   void Detach(const session::SessionCore& stream, Departure how) override;
   void SendPing() override;
 
-  // A presence the previous run of this server handed over: joined (with
-  // `display_nickname`) and held `holds` times. Its pings start at once.
-  void RestoreHeld(std::string display_nickname, int holds);
+  // The first stream, bringing the token of a session another replica holds
+  // (`viewer`: the hold it must match). The fleet hands that session over
+  // (no joinRoom; the stream's answer says it resumed), or, if nobody holds
+  // it for this viewer, the presence joins as Join would.
+  void TakeOver(std::shared_ptr<session::SessionCore> first, HoldRecord viewer);
+
+  // A presence handed over joined (with `display_nickname`) and held `holds`
+  // times: by the previous run of this server, or by a stopped or dead
+  // replica of the fleet (`fleet_shared`: the customer's shared presence,
+  // pinged here if `pinging`). Its pings start at once.
+  void RestoreHeld(std::string display_nickname, int holds, bool fleet_shared = false,
+                   bool pinging = true);
+  // More held sessions for this presence (adopted from another replica):
+  // false when it is not joined.
+  bool AddHolds(int holds);
 
   // A held session is taken over by `stream`: false when the presence is
   // no longer joined. Otherwise `*now` is its answer.
@@ -84,12 +96,20 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   // A hold ended without a resume (grace over, boot, shutdown). True when
   // that sent the presence's leaveRoom (nothing else held it).
   bool EndHold();
+  // Another replica took a held session over: it holds the VS presence now
+  // (a solo one moved there; a shared one is held there too). No leave from
+  // here, and no more pings unless streams here still share it.
+  void DropHold();
 
   // Whether this replica pings the presence: the fleet's owner does, the
   // other replicas holding it do not.
   void SetPinging(bool owner) { pinging_.store(owner, std::memory_order_release); }
 
   const std::string& id() const { return id_; }
+  // VS's display nickname; set once the join is accepted.
+  const std::string& display_nickname() const { return display_nickname_; }
+  // Held through the fleet's shared presence (not this replica's alone).
+  bool fleet_shared() const { return via_.load() != Via::kVs; }
 
  private:
   enum class State { kJoining, kJoined, kLeaving, kGone };
@@ -107,6 +127,8 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   // The fleet's answer to this presence's claim (coordinated presences).
   void Claim();
   void OnClaim(PresenceCoordinator::Claimed claimed);
+  // The fleet's answer to a resume of a session held elsewhere.
+  void OnTaken(std::optional<HoldExchange::Taken> taken);
   // The fleet's answer to the release of a coordinated presence.
   void Release();
   void OnRelease(PresenceCoordinator::Released released);
@@ -139,6 +161,9 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   // False while another replica pings the presence (a fleet's follower).
   std::atomic<bool> pinging_{true};
   std::atomic<Via> via_{Via::kVs};
+  // Taken over from another replica: the first ping goes at once, since that
+  // replica's last one was up to an interval ago.
+  std::atomic<bool> ping_at_once_{false};
   // Claims answered kWait so far, and when this one gives up waiting.
   int waits_ = 0;
   absl::Time wait_deadline_;

@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "server/base/clock.h"
+#include "server/base/sha256.h"
 #include "server/presence/leave_sender.h"
 #include "server/presence/local_directory.h"
 #include "server/vs_simulator/vs_simulator.h"
@@ -355,6 +356,159 @@ TEST_F(LocalPresenceTest, AnExplicitLeaveIsNeverHeld) {
   a.presence->Detach(*s.core, Departure::kLeft);
   EXPECT_EQ(directory_.held_sessions(), 0);
   ASSERT_TRUE(sim_.WaitForCount("leaveRoom", 1, kWait));
+}
+
+// The fleet's side of resumes, answered at once (the fleet itself is tested
+// against a real Redis in tests/fleet).
+class FakeHolds : public HoldExchange {
+ public:
+  void Held(const HoldRecord& hold) override { held.push_back(hold); }
+  void Take(const HoldRecord& viewer, const std::string&,
+            absl::AnyInvocable<void(std::optional<Taken>) &&> done) override {
+    asked.push_back(viewer);
+    std::move(done)(take_answer);
+  }
+  void Expire(const std::string&, absl::AnyInvocable<void(Expiry) &&> done) override {
+    std::move(done)(expiry);
+  }
+  void Ended(const std::string& digest) override { ended.push_back(digest); }
+
+  std::vector<HoldRecord> held;
+  std::vector<HoldRecord> asked;
+  std::vector<std::string> ended;
+  std::optional<Taken> take_answer;
+  Expiry expiry = Expiry::kLeave;
+};
+
+class FleetResumeTest : public LocalPresenceTest {
+ protected:
+  void SetUp() override {
+    LocalPresenceTest::SetUp();
+    context_.resume_grace = absl::Seconds(10);
+    context_.holds = &holds_;
+  }
+  // A guest joined on this replica and lost with `token`: held.
+  std::shared_ptr<Presence> HeldGuest(Stream& s, const std::string& token) {
+    vs::JoinRoomRequest join = Guest(7, "bob");
+    Attachment a = directory_.Attach(join, s.core);
+    std::optional<JoinAnswer> answer = AnswerOf(a, s);
+    EXPECT_TRUE(answer.has_value() && answer->result.accepted());
+    MarkJoined(*s.core, *answer, token, join);
+    a.presence->Detach(*s.core, Departure::kLost);
+    return a.presence;
+  }
+
+  FakeHolds holds_;
+};
+
+TEST_F(FleetResumeTest, AHoldIsSharedByItsTokensDigestOnly) {
+  Stream s = NewStream("s1");
+  HeldGuest(s, "token-1");
+  ASSERT_EQ(holds_.held.size(), 1u);
+  const HoldRecord& hold = holds_.held[0];
+  EXPECT_EQ(hold.digest, base::Sha256Hex("token-1"));
+  EXPECT_EQ(hold.presence_id, "s1");
+  EXPECT_EQ(hold.session_id, "s1");
+  EXPECT_EQ(hold.asked_nickname, "bob");
+  EXPECT_TRUE(absl::StartsWith(hold.display_nickname, "bob_"));
+  EXPECT_FALSE(hold.shared);
+  // Resumed here: the fleet is told the hold ended.
+  Stream again = NewStream("s2");
+  Attachment a = directory_.Attach(Guest(7, "bob"), again.core, "token-1");
+  ASSERT_TRUE(a.answer.has_value());
+  EXPECT_EQ(a.answer->resumed_session_id, "s1");
+  EXPECT_TRUE(holds_.asked.empty());
+  EXPECT_EQ(holds_.ended, std::vector<std::string>{hold.digest});
+}
+
+TEST_F(FleetResumeTest, ATokenHeldElsewhereIsTakenOverWithoutVsAndPingedAtOnce) {
+  holds_.take_answer = HoldExchange::Taken{"s0", "bob_4242", false, true};
+  Stream s = NewStream("s1");
+  Attachment a = directory_.Attach(Guest(7, "bob"), s.core, "token-9");
+  std::optional<JoinAnswer> answer = AnswerOf(a, s);
+  ASSERT_TRUE(answer.has_value() && answer->result.accepted());
+  EXPECT_EQ(answer->display_nickname, "bob_4242");
+  EXPECT_EQ(answer->resumed_session_id, "s0");
+  ASSERT_EQ(holds_.asked.size(), 1u);
+  EXPECT_EQ(holds_.asked[0].digest, base::Sha256Hex("token-9"));
+  EXPECT_EQ(holds_.asked[0].performer_id, 7);
+  scheduler_.SendDue();  // No time passed: the holder's last ping may be an interval old.
+  ASSERT_TRUE(sim_.WaitForCount("pingRoom", 1, kWait));
+  a.presence->Detach(*s.core, Departure::kLeft);
+  ASSERT_TRUE(sim_.WaitForCount("leaveRoom", 1, kWait));
+  EXPECT_EQ(sim_.Count("joinRoom"), 0);
+  EXPECT_EQ(counters_.resumes.load(), 1);
+}
+
+TEST_F(FleetResumeTest, ATokenNobodyHoldsJoinsAfresh) {
+  Stream s = NewStream("s1");
+  Attachment a = directory_.Attach(Guest(7, "bob"), s.core, "token-9");
+  std::optional<JoinAnswer> answer = AnswerOf(a, s);
+  ASSERT_TRUE(answer.has_value() && answer->result.accepted());
+  EXPECT_TRUE(answer->resumed_session_id.empty());
+  EXPECT_EQ(sim_.Count("joinRoom"), 1);
+}
+
+TEST_F(FleetResumeTest, AHoldTakenElsewhereIsLetGoWithoutALeave) {
+  Stream s = NewStream("s1");
+  HeldGuest(s, "token-1");
+  directory_.DropHeld(base::Sha256Hex("token-1"));
+  EXPECT_EQ(directory_.held_sessions(), 0);
+  EXPECT_EQ(counters_.holds_moved.load(), 1);
+  clock_.Advance(absl::Seconds(30));
+  scheduler_.SendDue();  // Neither pings nor an expiry from here.
+  vs_->Drain(absl::Now() + kWait);
+  EXPECT_EQ(sim_.Count("pingRoom"), 0);
+  EXPECT_EQ(sim_.Count("leaveRoom"), 0);
+}
+
+TEST_F(FleetResumeTest, AtTheGraceTheFleetDecidesWhetherToLeave) {
+  Stream taken = NewStream("s1");
+  HeldGuest(taken, "token-1");
+  holds_.expiry = HoldExchange::Expiry::kTaken;
+  clock_.Advance(absl::Seconds(10));
+  scheduler_.SendDue();
+  vs_->Drain(absl::Now() + kWait);
+  EXPECT_EQ(sim_.Count("leaveRoom"), 0);
+  EXPECT_EQ(directory_.held_sessions(), 0);
+  Stream ours = NewStream("s2");
+  HeldGuest(ours, "token-2");
+  holds_.expiry = HoldExchange::Expiry::kLeave;
+  clock_.Advance(absl::Seconds(10));
+  scheduler_.SendDue();
+  ASSERT_TRUE(sim_.WaitForCount("leaveRoom", 1, kWait));
+  EXPECT_EQ(counters_.leaves_after_grace.load(), 1);
+}
+
+TEST_F(FleetResumeTest, AnAdoptedPresenceIsPingedAtOnceResumedOrLeftAtItsGrace) {
+  auto adopted = [](const std::string& id, const std::string& token, absl::Duration left) {
+    HoldRecord hold;
+    hold.digest = base::Sha256Hex(token);
+    hold.presence_id = id;
+    hold.session_id = id;
+    hold.performer_id = 7;
+    hold.asked_nickname = "bob";
+    hold.display_nickname = "bob_" + id;
+    hold.expires = absl::Now() + left;
+    return AdoptedPresence{id, vs::RoomPresence{7, std::nullopt, "bob_" + id}, false, true, {hold}};
+  };
+  directory_.Adopt(adopted("p1", "token-1", absl::Seconds(5)));
+  directory_.Adopt(adopted("p2", "token-2", absl::Seconds(5)));
+  EXPECT_EQ(directory_.held_sessions(), 2);
+  EXPECT_EQ(counters_.holds_adopted.load(), 2);
+  scheduler_.SendDue();
+  ASSERT_TRUE(sim_.WaitForCount("pingRoom", 2, kWait));
+  Stream back = NewStream("s3");
+  Attachment a = directory_.Attach(Guest(7, "bob"), back.core, "token-1");
+  ASSERT_TRUE(a.answer.has_value());
+  EXPECT_EQ(a.answer->display_nickname, "bob_p1");
+  EXPECT_EQ(a.answer->resumed_session_id, "p1");
+  clock_.Advance(absl::Seconds(6));
+  scheduler_.SendDue();  // p2's grace is over.
+  ASSERT_TRUE(sim_.WaitForCount("leaveRoom", 1, kWait));
+  vs_->Drain(absl::Now() + kWait);
+  EXPECT_EQ(sim_.Count("leaveRoom"), 1);
+  EXPECT_EQ(sim_.Count("joinRoom"), 0);
 }
 
 }  // namespace

@@ -67,9 +67,10 @@ class PresenceDirectory {
   virtual int EndHolds(int64_t customer_id, int64_t performer_id) = 0;
   // Ends every hold (the server stops and cannot hand them over).
   virtual void EndAllHolds() = 0;
-  // Writes every hold to the journal for the next start of this server (it
-  // stops and hands them over); the presences are not left. Returns the ids
-  // of the presences handed over.
+  // The server stops and hands its holds over; the presences are not left,
+  // and no hold ends here any more. In a fleet, the fleet has them already
+  // (returns nothing); otherwise they are written to the journal for the next
+  // start of this server. Returns the ids of the presences written.
   virtual std::vector<std::string> HandOverHolds() = 0;
 
   // Shared presences held (joining, joined or leaving).

@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "server/journal/session_journal.h"
 #include "server/metrics/gateway_counters.h"
+#include "server/presence/hold_exchange.h"
 #include "server/presence/presence_coordinator.h"
 #include "server/presence/presence_records.h"
 #include "server/session/ping_scheduler.h"
@@ -26,6 +27,9 @@ struct PresenceContext {
   // Agrees with the other replicas on registered customers' shared presences
   // (--redis_url); null: this replica decides alone.
   PresenceCoordinator* coordinator = nullptr;
+  // Shares the sessions held for a resume with the other replicas
+  // (--redis_url); null: a resume must come back to this server.
+  HoldExchange* holds = nullptr;
   LeaveSender* leaves = nullptr;
   metrics::GatewayCounters* counters = nullptr;
   // How long a lost stream's session is held for a resume; 0: not at all.

@@ -1,0 +1,242 @@
+"""Resume across the fleet (--resume_grace with --redis_url): a viewer whose
+stream breaks comes back on any replica within the grace, and VS sees
+neither a leave nor a join; a replica stopped with SIGTERM hands its viewers
+to the fleet. Real redis-server, simulator and gateway processes; real gRPC
+clients, among them the asyncio helper (clients/python) that reconnects with
+its token by itself.
+
+Every scenario ends with the ledger at VS balanced.
+"""
+
+import asyncio
+import signal
+import threading
+import time
+import unittest
+
+from fleet_harness import FleetCase, Viewer, wait_for
+from presence_client import aio as presence_aio
+
+INTERVAL = 0.5  # The harness's --ping_interval.
+
+
+def total(replicas, metric):
+    return sum(r.metric(metric) or 0 for r in replicas if r.proc.poll() is None)
+
+
+class ResumeCase(FleetCase):
+    def assert_pings_without_gap(self, nickname, since, until):
+        """Every ping of `nickname` in [since, until) follows the previous one
+        within an interval and a second (the issue's bound)."""
+        at = sorted(r["at_unix_ms"] / 1000 for r in self.requests("pingRoom")
+                    if dict(r["fields"])["nickname"] == nickname)
+        at = [t for t in at if since <= t < until]
+        self.assertGreaterEqual(len(at), 3, "pings of %s" % nickname)
+        gaps = [b - a for a, b in zip(at, at[1:])]
+        self.assertLessEqual(max(gaps), INTERVAL + 1.0, "longest ping gap of %s" % nickname)
+
+
+class FleetResumeTest(ResumeCase):
+    GRACE = 3.0
+    REPLICA_FLAGS = ("--resume_grace=3s",)
+
+    def test_a_guest_resumes_on_another_replica_without_a_call_at_vs(self):
+        a, b, _ = self.replicas
+        first = Viewer(a, 31, "kim")
+        start = time.time()
+        wait_for(lambda: self.pings_between(start, time.time(), first.nickname), what="a ping")
+        first.cancel()
+        wait_for(lambda: a.metric("presence_sessions_held") == 1, what="A to hold the session")
+        resumed = Viewer(b, 31, "kim", resume_token=first.joined.resume_token)
+        self.assertTrue(resumed.joined.resumed)
+        self.assertEqual(resumed.nickname, first.nickname)
+        self.assertEqual(resumed.joined.session_id, first.joined.session_id)
+        self.assertNotEqual(resumed.joined.resume_token, first.joined.resume_token)
+        wait_for(lambda: a.metric("presence_sessions_held") == 0, what="A to let the hold go")
+        self.assertEqual(a.metric('presence_holds_total{event="moved"}'), 1)
+        # Past A's grace: A sent no leave, B pings.
+        cancelled = time.time()
+        wait_for(lambda: time.time() > cancelled + self.GRACE + 1, what="the grace to pass")
+        self.assertEqual(self.count("joinRoom"), 1)
+        self.assertEqual(self.count("leaveRoom"), 0)
+        self.assert_pings_without_gap(first.nickname, start, time.time())
+        resumed.leave()
+        wait_for(lambda: self.count("leaveRoom") == 1, what="the one leave")
+        self.assert_ledger_balanced()
+
+    def test_a_registered_customer_resumes_on_another_replica(self):
+        a, _, c = self.replicas
+        first = Viewer(a, 32, "lea", customer=55)
+        start = time.time()
+        wait_for(lambda: self.pings_between(start, time.time(), first.nickname), what="a ping")
+        first.cancel()
+        wait_for(lambda: a.metric("presence_sessions_held") == 1, what="A to hold the session")
+        resumed = Viewer(c, 32, "lea", customer=55, resume_token=first.joined.resume_token)
+        self.assertTrue(resumed.joined.resumed)
+        self.assertEqual(resumed.nickname, first.nickname)
+        cancelled = time.time()
+        wait_for(lambda: time.time() > cancelled + self.GRACE + 1, what="the grace to pass")
+        self.assertEqual(self.count("joinRoom"), 1)
+        self.assertEqual(self.count("leaveRoom"), 0)
+        self.assertEqual(a.metric("presence_sessions_held"), 0)
+        self.assert_pings_without_gap(first.nickname, start, time.time())
+        resumed.leave()
+        wait_for(lambda: self.count("leaveRoom") == 1, what="the one leave")
+        self.assert_ledger_balanced()
+
+    def test_an_unresumed_hold_is_left_once_at_its_grace(self):
+        a, b, _ = self.replicas
+        first = Viewer(a, 33, "max")
+        first.cancel()
+        cancelled = time.time()
+        wait_for(lambda: self.count("leaveRoom") == 1, what="the leave at the grace")
+        waited = time.time() - cancelled
+        self.assertGreaterEqual(waited, self.GRACE - 0.5)
+        self.assertLessEqual(waited, self.GRACE + 3)
+        # Too late: the token joins afresh, under a new nickname.
+        late = Viewer(b, 33, "max", resume_token=first.joined.resume_token)
+        self.assertFalse(late.joined.resumed)
+        self.assertEqual(self.count("joinRoom"), 2)
+        late.leave()
+        wait_for(lambda: self.count("leaveRoom") == 2, what="the second leave")
+        self.assertEqual(total(self.replicas, "presence_leaves_after_grace_total"), 1)
+        self.assert_ledger_balanced()
+
+    def test_a_token_is_taken_once_and_only_by_its_viewer(self):
+        a, b, c = self.replicas
+        first = Viewer(a, 34, "ned")
+        token = first.joined.resume_token
+        first.cancel()
+        wait_for(lambda: a.metric("presence_sessions_held") == 1, what="A to hold the session")
+        other_room = Viewer(b, 35, "ned", resume_token=token)
+        other_name = Viewer(c, 34, "ted", resume_token=token)
+        registered = Viewer(b, 34, "ned", customer=3, resume_token=token)
+        for fresh in (other_room, other_name, registered):
+            self.assertFalse(fresh.joined.resumed)
+        resumed = Viewer(c, 34, "ned", resume_token=token)
+        self.assertTrue(resumed.joined.resumed)
+        replayed = Viewer(b, 34, "ned", resume_token=token)
+        self.assertFalse(replayed.joined.resumed)
+        self.assertNotEqual(replayed.nickname, resumed.nickname)
+        self.assertEqual(self.count("joinRoom"), 5)
+        # An explicit leave kills the token: a later resume joins afresh.
+        resumed.leave()
+        wait_for(lambda: self.count("leaveRoom") == 1, what="the leave")
+        again = Viewer(a, 34, "ned", resume_token=resumed.joined.resume_token)
+        self.assertFalse(again.joined.resumed)
+        for v in (other_room, other_name, registered, replayed, again):
+            v.leave()
+        wait_for(lambda: self.count("leaveRoom") == 6, what="every leave")
+        self.assert_ledger_balanced()
+
+
+class FleetHandOverTest(ResumeCase):
+    # Longer than a stopping replica's drain: what it hands over is in grace.
+    GRACE = 6.0
+    REPLICA_FLAGS = ("--resume_grace=6s",)
+
+    def test_a_stopped_replicas_holds_are_adopted_and_left_at_their_grace(self):
+        a, b, c = self.replicas
+        guests = [Viewer(a, 36, "oli%d" % i) for i in range(2)]
+        registered = Viewer(a, 37, "pam", customer=66)
+        start = time.time()
+        a.stop(signal.SIGTERM)  # Hands the three sessions to the fleet.
+        stopped = time.time()
+        wait_for(lambda: total([b, c], "presence_fleet_takeover_adopted_total") == 3,
+                 what="the survivors to adopt A's held presences")
+        self.assertEqual(self.count("leaveRoom"), 0)
+        # One comes back within the grace, on whichever replica.
+        back = Viewer(c, 36, "oli0", resume_token=guests[0].joined.resume_token)
+        self.assertTrue(back.joined.resumed)
+        self.assertEqual(back.nickname, guests[0].nickname)
+        # The others are pinged by the fleet until their grace ends, then
+        # left once each.
+        wait_for(lambda: self.count("leaveRoom") == 2, what="the leaves at the grace")
+        self.assertGreaterEqual(time.time() - start, self.GRACE - 0.5)  # Held from the SIGTERM.
+        self.assertEqual({dict(r["fields"])["nickname"] for r in self.requests("leaveRoom")},
+                         {guests[1].nickname, registered.nickname})
+        self.assert_pings_without_gap(registered.nickname, start, stopped + self.GRACE - 0.5)
+        self.assertEqual(self.count("joinRoom"), 3)
+        back.leave()
+        wait_for(lambda: self.count("leaveRoom") == 3, what="the last leave")
+        self.assert_ledger_balanced()
+
+
+class Viewers:
+    """Many viewers held by the asyncio helper on an event loop of their own:
+    each reconnects by itself, with its resume token."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.channels = []
+        self.sessions = []
+
+    def run(self, coroutine, timeout=120):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    async def _open(self, targets, per_target, performer):
+        self.channels = [presence_aio.connect(t) for t in targets]
+        for n, channel in enumerate(self.channels):
+            for i in range(per_target):
+                k = n * per_target + i
+                registered = k % 2 == 1  # Half guests, half registered customers.
+                self.sessions.append(presence_aio.ViewerSession(
+                    channel, performer_id=performer + k % 10, nickname="fan%d" % k,
+                    ip_address="203.0.113.7", customer_id=100000 + k if registered else None,
+                    registered=registered, initial_backoff=0.2, max_backoff=1.0))
+        await asyncio.gather(*(s.open() for s in self.sessions))
+
+    def open(self, targets, per_target, performer):
+        self.run(self._open(targets, per_target, performer))
+
+    async def _close(self):
+        await asyncio.gather(*(s.close() for s in self.sessions))
+        for channel in self.channels:
+            await channel.close()
+
+    def close(self):
+        self.run(self._close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class FleetRollingTest(ResumeCase):
+    REPLICA_FLAGS = ("--resume_grace=30s",)
+    VIEWERS = 1000
+
+    def test_sigterm_with_viewers_reconnecting_to_the_others_is_invisible_to_vs(self):
+        a, b, c = self.replicas
+        # Every viewer starts on A; half fail over to B first, half to C.
+        orders = ["ipv4:%s,%s,%s" % (a.address, b.address, c.address),
+                  "ipv4:%s,%s,%s" % (a.address, c.address, b.address)]
+        viewers = Viewers()
+        try:
+            viewers.open(orders * 2, self.VIEWERS // 4, performer=400)
+            self.assertEqual(a.metric("presence_sessions_open"), self.VIEWERS)
+            joins = self.count("joinRoom")
+            self.assertEqual(joins, self.VIEWERS)
+            start = time.time()
+            a.stop(signal.SIGTERM)
+            wait_for(lambda: all(s.reconnects >= 1 and s.resumed for s in viewers.sessions),
+                     timeout=60, what="every viewer to resume on B or C")
+            resumed_at = time.time()
+            self.assertEqual(total([b, c], "presence_resumes_total"), self.VIEWERS)
+            self.assertEqual(self.count("joinRoom"), joins)
+            self.assertEqual(self.count("leaveRoom"), 0)
+            self.assertEqual(sorted(s.display_nickname for s in viewers.sessions),
+                             sorted(r["answered_nickname"] for r in self.requests("joinRoom")))
+            # The presences keep being pinged from B and C.
+            wait_for(lambda: time.time() > resumed_at + 2 * INTERVAL, what="a round of pings")
+            for s in viewers.sessions[:: self.VIEWERS // 20]:
+                self.assert_pings_without_gap(s.display_nickname, start, time.time())
+        finally:
+            viewers.close()
+        wait_for(lambda: self.count("leaveRoom") == self.VIEWERS, what="every leave")
+        self.assertEqual(self.count("joinRoom"), self.VIEWERS)
+        self.assert_ledger_balanced()
+
+
+if __name__ == "__main__":
+    unittest.main()
