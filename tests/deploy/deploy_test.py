@@ -64,6 +64,11 @@ class KubernetesTest(unittest.TestCase):
         drain = seconds(self.flags["drain_timeout"])
         self.assertGreater(self.pod["terminationGracePeriodSeconds"], pre_stop + drain)
 
+    def test_a_rolling_restart_hands_viewers_over_in_grace(self):
+        grace = seconds(self.flags["resume_grace"])
+        self.assertGreater(grace, seconds(self.flags["drain_timeout"]))
+        self.assertLessEqual(grace, 60)  # A held viewer is present at VS though gone.
+
     def test_no_privileges_and_one_replica_down_at_a_time(self):
         self.assertTrue(self.pod["securityContext"]["runAsNonRoot"])
         sc = self.container["securityContext"]

@@ -277,11 +277,12 @@ type Join struct {
 	// Credits the customer can spend in the room. Must be >= 0.
 	Credits int64 `protobuf:"varint,6,opt,name=credits,proto3" json:"credits,omitempty"`
 	// A token from an earlier `Joined.resume_token` of this viewer; empty for a
-	// fresh join. When the server holds that session's presence (its stream
+	// fresh join. When the gateway holds that session's presence (its stream
 	// ended without `leave` or half-close less than the server's resume grace
 	// ago) and this join names the same performer and the same customer (for a
 	// guest, the same nickname), this stream takes the presence over: VS hears
-	// nothing, and `Joined.resumed` is true. A token that is unknown, expired,
+	// nothing, and `Joined.resumed` is true. In a fleet (--redis_url) any
+	// replica takes it over, whichever one held it. A token that is unknown, expired,
 	// used already, or for another room or viewer is not an error: the stream
 	// joins afresh. A token can be used once.
 	ResumeToken string `protobuf:"bytes,7,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
