@@ -330,6 +330,22 @@ std::optional<presences::HoldRecord> ParseHold(const RedisReply& reply, bool* ow
   return hold;
 }
 
+// The claimed holds still in grace, by presence.
+absl::flat_hash_map<std::string, presences::AdoptedPresence> HeldByPresence(
+    const RedisReply& holds) {
+  absl::flat_hash_map<std::string, presences::AdoptedPresence> held;
+  for (const RedisReply& reply : holds.elements) {
+    bool owner = true;
+    std::optional<presences::HoldRecord> hold = ParseHold(reply, &owner);
+    if (!hold.has_value()) continue;
+    presences::AdoptedPresence& adopted = held[hold->presence_id];
+    adopted.id = hold->presence_id;
+    adopted.owner = owner;
+    adopted.holds.push_back(*std::move(hold));
+  }
+  return held;
+}
+
 }  // namespace
 
 Fleet::Fleet(FleetOptions options, presences::LeaveSender* leaves,
@@ -479,7 +495,9 @@ void Fleet::StreamLeft(const session::SessionCore& session) {
 }
 
 void Fleet::RegisterAgain() {
-  // On the Redis thread, right after a (re)connection: queue only.
+  // On the Redis thread, right after a (re)connection: queue only. Not once
+  // stopping: that would make this replica alive again for the survivors.
+  if (stopped_.load()) return;
   registrations_.fetch_add(1);
   Send({"SET", AliveKey(options_.replica_id), "1", "PX",
         absl::StrCat(absl::ToInt64Milliseconds(options_.replica_ttl))});
@@ -581,6 +599,13 @@ void Fleet::RenewLoop() {
   }
 }
 
+void Fleet::KeepAlive() {
+  if (absl::Now() - alive_sent_ < options_.replica_ttl / 4) return;
+  alive_sent_ = absl::Now();
+  Send({"SET", AliveKey(options_.replica_id), "1", "PX",
+        absl::StrCat(absl::ToInt64Milliseconds(options_.replica_ttl))});
+}
+
 void Fleet::Wake() {
   absl::MutexLock lock(&wake_mu_);
   wake_ = true;
@@ -593,6 +618,7 @@ void Fleet::Renew() {
              absl::StrCat(absl::ToInt64Milliseconds(options_.replica_ttl))},
             timeout);
   if (!alive.ok()) return;  // Degraded: the metric and the client's log say so.
+  alive_sent_ = absl::Now();
   const int64_t now_ms = absl::ToUnixMillis(absl::Now());
   Send({"ZADD", kReplicas, absl::StrCat(now_ms), options_.replica_id});
   // Nothing outlives a fleet that is gone entirely: this replica's records
@@ -655,17 +681,8 @@ bool Fleet::TakeOver(const std::string& dead, int64_t* records) {
   if (!claimed.ok() || claimed->elements.size() != 2) return false;
   const std::vector<RedisReply>& claimed_records = claimed->elements[0].elements;
   if (records != nullptr) *records = static_cast<int64_t>(claimed_records.size() / 2);
-  // The holds still in grace, by presence.
-  absl::flat_hash_map<std::string, presences::AdoptedPresence> held;
-  for (const RedisReply& reply : claimed->elements[1].elements) {
-    bool owner = true;
-    std::optional<presences::HoldRecord> hold = ParseHold(reply, &owner);
-    if (!hold.has_value()) continue;
-    presences::AdoptedPresence& adopted = held[hold->presence_id];
-    adopted.id = hold->presence_id;
-    adopted.owner = owner;
-    adopted.holds.push_back(*std::move(hold));
-  }
+  absl::flat_hash_map<std::string, presences::AdoptedPresence> held =
+      HeldByPresence(claimed->elements[1]);
   absl::flat_hash_set<int64_t> rooms;
   int64_t leaves = 0, adopted = 0;
   bool unfinished = false;
@@ -676,6 +693,7 @@ bool Fleet::TakeOver(const std::string& dead, int64_t* records) {
     if (std::optional<vs::RoomPresence> p = ParsePresenceRecord(record, &shared)) {
       rooms.insert(p->performer_id);
     }
+    KeepAlive();  // A long takeover must not make this replica look dead.
     switch (TakeOverRecord(dead, id, record, &held)) {
       case Outcome::kLeft:
         ++leaves;

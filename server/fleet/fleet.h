@@ -191,6 +191,9 @@ class Fleet final : public presences::PresenceRecords,
   void Renew();
   // Wakes the renewal now (a replica stopped: take it over at once).
   void Wake();
+  // Renews liveness if a quarter of the TTL passed since the last renewal
+  // (the renewal thread, busy taking a replica over).
+  void KeepAlive();
   // Claims a dead replica's records and leaves them, or adopts those it held
   // for a resume; false when it could not (Redis away, or the replica is
   // alive after all).
@@ -243,6 +246,7 @@ class Fleet final : public presences::PresenceRecords,
   absl::Mutex wake_mu_;
   bool wake_ ABSL_GUARDED_BY(wake_mu_) = false;  // Renew now, or stop.
   std::atomic<bool> stopped_{false};
+  absl::Time alive_sent_;  // The renewal thread's.
 
   std::atomic<int64_t> takeovers_{0};
   std::atomic<int64_t> takeover_leaves_{0};

@@ -303,7 +303,11 @@ bool LocalPresence::Resume(std::shared_ptr<SessionCore> stream, JoinAnswer* now)
 
 bool LocalPresence::AddHolds(int holds) {
   absl::MutexLock lock(&mu_);
-  if (state_ != State::kJoined) return false;
+  // Joining too: a stream of the customer is taking a hold over, or claiming
+  // the presence, right now; the fleet's presence is the same one, so a
+  // second local presence must not hold it too (its release would let the
+  // fleet's go while this one still holds it).
+  if (state_ != State::kJoined && state_ != State::kJoining) return false;
   held_ += holds;
   return true;
 }

@@ -87,7 +87,7 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   void RestoreHeld(std::string display_nickname, int holds, bool fleet_shared = false,
                    bool pinging = true);
   // More held sessions for this presence (adopted from another replica):
-  // false when it is not joined.
+  // false when it is leaving or gone.
   bool AddHolds(int holds);
 
   // A held session is taken over by `stream`: false when the presence is

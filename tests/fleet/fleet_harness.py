@@ -228,7 +228,7 @@ class FleetCase(unittest.TestCase):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def requests(self, function=None):
-        with urllib.request.urlopen(self.sim_url + "/_sim/requests", timeout=5) as r:
+        with urllib.request.urlopen(self.sim_url + "/_sim/requests", timeout=30) as r:
             rows = [json.loads(line) for line in r.read().decode().splitlines() if line]
         return [row for row in rows if function is None or row["function"] == function]
 
