@@ -54,8 +54,7 @@ class Fleet:
         self.redis = Redis(directory)
         self.ports = {"a": free_port(), "b": free_port()}
         self.flags = ["--resume_grace=" + args.grace, "--ping_interval=" + args.ping_interval,
-                      "--replica_ttl=10s", "--redis_timeout=1s", "--drain_timeout=20s",
-                      "--log_level=warning"]
+                      "--replica_ttl=10s", "--redis_timeout=1s", "--drain_timeout=20s"]
         self.replicas = {name: self.start(name) for name in "ab"}
 
     def start(self, name):
