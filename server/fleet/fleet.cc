@@ -79,47 +79,70 @@ redis.call('SADD', KEYS[2], ARGV[2])
 return 'held'
 )lua";
 
-// A resume takes a held session over, once. KEYS[1] the hold. ARGV: taker,
-// digest, performer, customer, registered, asked nickname, now (unix ms), the
-// taker's presence id, the owner channel prefix, the tombstone's slack (ms). A solo presence's
-// record moves to the taker; a shared one gains the taker as a holder (and owner, if the holder
-// owned it). The hold becomes a tombstone naming the taker until a minute after its grace; the
-// holder is told. Returns {session, display nickname, shared, owner} or nil (no such hold for this
-// viewer).
+// A resume takes a held session over, in two steps, so that a taker whose
+// answer is lost (a Redis timeout) cannot strand the presence:
+//
+// Take marks the hold as being taken by this replica (once: a second take
+// finds it taken). KEYS[1] the hold. ARGV: taker, digest, performer,
+// customer, registered, asked nickname, now (unix ms), the taker's presence
+// id. Returns {session, display nickname, shared, owner (whether the taker
+// will ping it)} or nil (no such hold for this viewer). The holder still
+// holds it: unconfirmed, its grace's end is the holder's to act on.
 constexpr char kTakeScript[] = R"lua(
 local fields = redis.call('HGETALL', KEYS[1])
 local h = {}
 for i = 1, #fields, 2 do h[fields[i]] = fields[i + 1] end
-if not h.holder or h.taken then return false end
+if not h.holder or h.taken or h.taking then return false end
 if h.performer ~= ARGV[3] or h.customer ~= ARGV[4] or h.registered ~= ARGV[5] then return false end
 if h.registered ~= '1' and h.asked ~= ARGV[6] then return false end
 if tonumber(h.expires) <= tonumber(ARGV[7]) then return false end
-local owner = 0
+local owner = 1
 if h.shared == '1' then
   local p = 'presence:{p:' .. h.performer .. ':' .. h.customer .. '}'
   if redis.call('HGET', p, 'state') ~= 'joined' then return false end
+  local current = redis.call('HGET', p, 'owner')
+  if current ~= h.holder and current ~= ARGV[1] then owner = 0 end
+end
+redis.call('HSET', KEYS[1], 'taking', ARGV[1], 'by', ARGV[8])
+return {h.session, h.nick, h.shared, owner}
+)lua";
+
+// Confirm: the taker has the stream; the presence becomes its. KEYS[1] the
+// hold. ARGV: taker, digest, the taker's presence id, the owner channel
+// prefix, the tombstone's slack (ms), now (unix ms). A solo presence's record
+// moves to the taker; a shared one gains the taker as a holder (and owner, if
+// the holder owned it). The hold becomes a tombstone naming the taker until a
+// minute after its grace, and the holder (whoever holds it now) is told to
+// let go. 'late': the holder ended it first (its grace ran out, a boot).
+constexpr char kConfirmScript[] = R"lua(
+local fields = redis.call('HGETALL', KEYS[1])
+local h = {}
+for i = 1, #fields, 2 do h[fields[i]] = fields[i + 1] end
+if h.taking ~= ARGV[1] or h.by ~= ARGV[3] then return 'late' end
+if h.shared == '1' then
+  local p = 'presence:{p:' .. h.performer .. ':' .. h.customer .. '}'
   redis.call('HSET', p, 'r:' .. ARGV[1], '1')
   if redis.call('HGET', p, 'owner') == h.holder then redis.call('HSET', p, 'owner', ARGV[1]) end
-  if redis.call('HGET', p, 'owner') == ARGV[1] then owner = 1 end
 else
   local from = 'presence:{r:' .. h.holder .. '}:presences'
   local record = redis.call('HGET', from, h.presence)
   if record then
     redis.call('HDEL', from, h.presence)
-    redis.call('HSET', 'presence:{r:' .. ARGV[1] .. '}:presences', ARGV[8], record)
+    redis.call('HSET', 'presence:{r:' .. ARGV[1] .. '}:presences', ARGV[3], record)
   end
 end
 redis.call('SREM', 'presence:{r:' .. h.holder .. '}:holds', ARGV[2])
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'taken', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(h.expires) - tonumber(ARGV[7]) + tonumber(ARGV[10]))
-redis.call('PUBLISH', ARGV[9] .. h.holder, 'drop\t' .. ARGV[2])
-return {h.session, h.nick, h.shared, owner}
+redis.call('PEXPIRE', KEYS[1], math.max(tonumber(h.expires) - tonumber(ARGV[6]), 0) + tonumber(ARGV[5]))
+redis.call('PUBLISH', ARGV[4] .. h.holder, 'drop\t' .. ARGV[2])
+return 'done'
 )lua";
 
 // A hold's grace ran out on its holder. KEYS[1] the hold, KEYS[2] the
 // holder's set; ARGV: holder, digest. 'leave': it is the holder's to end
-// (also when Redis forgot it); 'taken': another replica has it.
+// (also when Redis forgot it, or a take was never confirmed); 'taken':
+// another replica has it.
 constexpr char kExpireScript[] = R"lua(
 local holder = redis.call('HGET', KEYS[1], 'holder')
 if redis.call('HEXISTS', KEYS[1], 'taken') == 1 or (holder and holder ~= ARGV[1]) then
@@ -619,6 +642,12 @@ void Fleet::Renew() {
             timeout);
   if (!alive.ok()) return;  // Degraded: the metric and the client's log say so.
   alive_sent_ = absl::Now();
+  std::vector<std::pair<std::string, std::string>> unconfirmed;
+  {
+    absl::MutexLock lock(&mu_);
+    unconfirmed.swap(unconfirmed_);
+  }
+  for (const auto& [digest, presence_id] : unconfirmed) Confirm(digest, presence_id);
   const int64_t now_ms = absl::ToUnixMillis(absl::Now());
   Send({"ZADD", kReplicas, absl::StrCat(now_ms), options_.replica_id});
   // Nothing outlives a fleet that is gone entirely: this replica's records
@@ -810,29 +839,51 @@ void Fleet::Take(const presences::HoldRecord& viewer, const std::string& presenc
                  absl::AnyInvocable<void(std::optional<Taken>) &&> done) {
   std::optional<std::pair<int64_t, int64_t>> key;
   if (viewer.customer_id.has_value()) key.emplace(viewer.performer_id, *viewer.customer_id);
-  redis_->Command({"EVAL", kTakeScript, "1", HoldKey(viewer.digest), options_.replica_id,
-                   viewer.digest, absl::StrCat(viewer.performer_id),
-                   CustomerText(viewer.customer_id), viewer.registered ? "1" : "0",
-                   viewer.asked_nickname, absl::StrCat(absl::ToUnixMillis(absl::Now())),
-                   presence_id, OwnerChannel(""), absl::StrCat(kHoldSlackMs)},
-                  [this, key, done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
-                    // No answer is no hold: the stream joins afresh (and the holder ends
-                    // the hold at its grace).
-                    if (!reply.ok() || reply->elements.size() != 4) {
-                      std::move(done)(std::nullopt);
-                      return;
-                    }
-                    Taken taken;
-                    taken.session_id = reply->elements[0].str;
-                    taken.display_nickname = reply->elements[1].str;
-                    taken.shared = reply->elements[2].str == "1" && key.has_value();
-                    taken.owner = reply->elements[3].integer == 1;
-                    if (taken.shared) {
-                      absl::MutexLock lock(&mu_);
-                      shared_[*key] = taken.display_nickname;
-                    }
-                    std::move(done)(std::move(taken));
-                  });
+  redis_->Command(
+      {"EVAL", kTakeScript, "1", HoldKey(viewer.digest), options_.replica_id, viewer.digest,
+       absl::StrCat(viewer.performer_id), CustomerText(viewer.customer_id),
+       viewer.registered ? "1" : "0", viewer.asked_nickname,
+       absl::StrCat(absl::ToUnixMillis(absl::Now())), presence_id},
+      [this, key, digest = viewer.digest, presence_id,
+       done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        // No answer is no hold: the stream joins afresh. If the take ran, it
+        // is never confirmed, and the holder ends the hold at its grace.
+        if (!reply.ok() || reply->elements.size() != 4) {
+          std::move(done)(std::nullopt);
+          return;
+        }
+        Taken taken;
+        taken.session_id = reply->elements[0].str;
+        taken.display_nickname = reply->elements[1].str;
+        taken.shared = reply->elements[2].str == "1" && key.has_value();
+        taken.owner = reply->elements[3].integer == 1;
+        if (taken.shared) {
+          absl::MutexLock lock(&mu_);
+          shared_[*key] = taken.display_nickname;
+        }
+        Confirm(digest, presence_id);
+        std::move(done)(std::move(taken));
+      });
+}
+
+void Fleet::Confirm(const std::string& digest, const std::string& presence_id) {
+  redis_->Command(
+      {"EVAL", kConfirmScript, "1", HoldKey(digest), options_.replica_id, digest, presence_id,
+       OwnerChannel(""), absl::StrCat(kHoldSlackMs), absl::StrCat(absl::ToUnixMillis(absl::Now()))},
+      [this, digest, presence_id](absl::StatusOr<RedisReply> reply) {
+        if (!reply.ok()) {
+          // Again at the next renewal, until Redis answers.
+          absl::MutexLock lock(&mu_);
+          unconfirmed_.emplace_back(digest, presence_id);
+          return;
+        }
+        if (reply->str == "late") {
+          log::Warning("resume_confirmed_late", {{"presence", presence_id},
+                                                 {"why",
+                                                  "the holder ended the hold first; VS may have "
+                                                  "left the presence this replica now pings"}});
+        }
+      });
 }
 
 void Fleet::Expire(const std::string& digest, absl::AnyInvocable<void(Expiry) &&> done) {

@@ -36,21 +36,23 @@
 //                                     joined at, nickname (expires a day after its last write)
 //   presence:{h:DIGEST}               a session held for a resume (DIGEST: SHA-256 of its
 //                                     token): holder, presence, session, the viewer, the
-//                                     display nickname, expires (unix ms); once taken, only
-//                                     `taken` (the taker). Expires a minute after its grace.
+//                                     display nickname, expires (unix ms), `taking`/`by` while
+//                                     a take is unconfirmed; once taken, only `taken` (the
+//                                     taker). Expires a minute after its grace.
 //   presence:{r:ID}:holds             set: the digests of the holds a replica holds
 //   channel presence:own:ID           to one replica: a shared presence it pings now, or
 //                                     "drop\tDIGEST" (a hold it had was resumed elsewhere)
 //   channel presence:stopped          a replica stopped: survivors take it over at once
 //
 // Resume across the fleet: a stream whose token this replica does not hold
-// takes the hold from Redis (one script: checks the viewer and the grace,
-// moves a solo presence's record to the taker or adds the taker to a shared
-// presence, tells the holder). Each hold's end at its grace is decided by one
-// script on its holder (leave it, or it was taken). A stopped or dead
-// replica's holds are adopted by the survivor that takes its records over:
-// it pings them and ends them at their grace. Scripts name keys they
-// compute (the holder's, the taker's): one Redis, not a Cluster.
+// takes the hold from Redis (a script checks the viewer and the grace and
+// marks it taken; a second one, once the taker has the stream, moves a solo
+// presence's record to the taker or adds the taker to a shared presence, and
+// tells the holder; a take never confirmed stays the holder's). Each hold's end at its grace is
+// decided by one script on its holder (leave it, or it was taken). A stopped or dead replica's
+// holds are adopted by the survivor that takes its records over: it pings them and ends them at
+// their grace. Scripts name keys they compute (the holder's, the taker's): one Redis, not a
+// Cluster.
 //
 // Thread-safe.
 
@@ -204,6 +206,8 @@ class Fleet final : public presences::PresenceRecords,
                          absl::flat_hash_map<std::string, presences::AdoptedPresence>* held);
   void Adopt(presences::AdoptedPresence adopted);
   void SendHold(const presences::HoldRecord& hold);
+  // The second step of a take: the presence becomes this replica's.
+  void Confirm(const std::string& digest, const std::string& presence_id);
   // A hold of this replica was taken elsewhere.
   void Dropped(const std::string& digest);
   // After every (re)connection: liveness, then this replica's records, room
@@ -265,6 +269,8 @@ class Fleet final : public presences::PresenceRecords,
   // The sessions this replica holds for a resume, by digest, to register
   // them again after Redis is back.
   absl::flat_hash_map<std::string, presences::HoldRecord> holds_ ABSL_GUARDED_BY(mu_);
+  // Takes whose confirmation Redis did not answer: (digest, presence id).
+  std::vector<std::pair<std::string, std::string>> unconfirmed_ ABSL_GUARDED_BY(mu_);
   // Replicas alive at the last renewal (GetRoom skips the others' entries).
   absl::flat_hash_set<std::string> live_ ABSL_GUARDED_BY(mu_);
 };

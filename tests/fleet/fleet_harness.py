@@ -54,7 +54,8 @@ class Redis:
     def start(self):
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--loglevel", "warning"],
+             "--appendonly", "no", "--dir", self.dir, "--loglevel", "warning",
+             "--enable-debug-command", "local"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: self.command("PING") == "+PONG", 10, "redis-server to start")
 
@@ -62,10 +63,14 @@ class Redis:
         self.proc.kill()
         self.proc.wait()
 
-    def command(self, *args):
+    def stalled(self):
+        """True while Redis does not answer a PING within 50 ms (DEBUG SLEEP)."""
+        return self.command("PING", timeout=0.05) is None
+
+    def command(self, *args, timeout=2):
         """One command over a raw socket (RESP); the first reply line."""
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
                 wire = "*%d\r\n" % len(args) + "".join(
                     "$%d\r\n%s\r\n" % (len(a.encode()), a) for a in args)
                 s.sendall(wire.encode())

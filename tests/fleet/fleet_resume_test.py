@@ -104,6 +104,28 @@ class FleetResumeTest(ResumeCase):
         self.assertEqual(total(self.replicas, "presence_leaves_after_grace_total"), 1)
         self.assert_ledger_balanced()
 
+    def test_a_take_whose_answer_is_lost_strands_nothing(self):
+        a, b, _ = self.replicas
+        first = Viewer(a, 38, "uma")
+        first.cancel()
+        wait_for(lambda: a.metric("presence_sessions_held") == 1, what="A to hold the session")
+        # Redis stalls past B's --redis_timeout (300 ms) while B's take waits
+        # in it: the take runs after B gave up on its answer (seen: the hold
+        # marked `taking` by B, never confirmed).
+        stall = threading.Thread(target=self.redis.command, args=("DEBUG", "SLEEP", "1"))
+        stall.start()
+        wait_for(self.redis.stalled, what="Redis to stall")
+        again = Viewer(b, 38, "uma", resume_token=first.joined.resume_token)
+        stall.join()
+        self.assertFalse(again.joined.resumed)  # Joined afresh: a second presence at VS.
+        # The held one is not stranded: its holder leaves it at its grace.
+        wait_for(lambda: self.count("leaveRoom") == 1, what="the held presence's leave")
+        self.assertEqual(dict(self.requests("leaveRoom")[0]["fields"])["nickname"], first.nickname)
+        again.leave()
+        wait_for(lambda: self.count("leaveRoom") == 2, what="the second leave")
+        self.assertEqual(self.count("joinRoom"), 2)
+        self.assert_ledger_balanced()
+
     def test_a_token_is_taken_once_and_only_by_its_viewer(self):
         a, b, c = self.replicas
         first = Viewer(a, 34, "ned")
