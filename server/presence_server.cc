@@ -301,7 +301,7 @@ bool PresenceServer::Shutdown(absl::Time deadline) {
   }
   // The listener stays up while VS takes the leaves, so a stream or call that
   // arrives now is refused UNAVAILABLE (retry elsewhere) rather than cancelled.
-  vs_->Drain(deadline);
+  if (vs_->Drain(deadline)) leaves_delivered_.Notify();
   // VS has answered what the calls wait for: a call still open now waits
   // only on its client (a stream ended by the drain whose client neither
   // half-closes nor cancels keeps gRPC waiting, seconds with Python's
@@ -317,6 +317,11 @@ bool PresenceServer::Shutdown(absl::Time deadline) {
     fleet_->Stop(handed_over, std::min(absl::Seconds(2), deadline - absl::Now()));
   }
   return drained;
+}
+
+void PresenceServer::AbandonTeardown() {
+  if (fleet_ != nullptr) fleet_->Stop({}, absl::Seconds(1));
+  if (journal_ != nullptr) journal_->Sync();
 }
 
 PresenceServer::~PresenceServer() {

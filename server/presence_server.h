@@ -103,6 +103,13 @@ class PresenceServer {
   // UNAVAILABLE, and the VS client is given until `deadline` to deliver the
   // leaves. Returns whether every VS request completed in time.
   bool Shutdown(absl::Time deadline);
+  // Notified during Shutdown once VS answered every leave: what is left is
+  // gRPC's teardown of streams that have ended.
+  const absl::Notification& leaves_delivered() const { return leaves_delivered_; }
+  // From another thread, while Shutdown waits on gRPC's teardown, before the
+  // process exits without it: the fleet forgets this replica (survivors take
+  // over whatever is still recorded) and the journal is synced.
+  void AbandonTeardown();
 
   const service::ServiceContext& context() const { return context_; }
   // Null without --redis_url.
@@ -141,6 +148,7 @@ class PresenceServer {
   int port_ = 0;
   bool shut_down_ = false;
   absl::Notification stop_housekeeping_;
+  absl::Notification leaves_delivered_;
   std::thread housekeeping_;
   // Declared in the order they may be destroyed last-to-first: VS answers
   // reach presences, the leave sender, the journal and the counters.

@@ -46,6 +46,7 @@ class FakeStream : public session::SessionStream {
     ++ping_failures_;
   }
   void OnCreditsAnswer(const vs::VsResult&) override {}
+  void LeaveForDrain() override {}
   void EndForDrain() override {}
   void EndForBoot() override {}
 

@@ -1,6 +1,8 @@
 #include "server/service/presence_service.h"
 
 #include <algorithm>
+#include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -124,7 +126,11 @@ grpc::Status PresenceService::Admit(grpc::CallbackServerContext* call) {
 
 void PresenceService::BeginDrain() {
   context_->draining.store(true);
-  for (const auto& session : context_->registry->AllJoined()) {
+  const std::vector<std::shared_ptr<session::SessionCore>> joined = context_->registry->AllJoined();
+  for (const auto& session : joined) {
+    session->WithStream([](session::SessionStream* s) { s->LeaveForDrain(); });
+  }
+  for (const auto& session : joined) {
     session->WithStream([](session::SessionStream* s) { s->EndForDrain(); });
   }
 }

@@ -336,7 +336,7 @@ void SessionReactor::HandleJoinedMessageLocked() {
   }
   switch (request_.event_case()) {
     case SessionRequest::kActivity:
-      presence_->RecordActivity(context_->clock->Now());
+      if (presence_ != nullptr) presence_->RecordActivity(context_->clock->Now());
       StartRead(&request_);
       return;
     case SessionRequest::kCredits:
@@ -447,6 +447,14 @@ void SessionReactor::OnPingFailed(const vs::VsResult& result) {
     notice->set_message(std::string(result.status.message()));
   }
   WriteLocked(std::move(response));
+}
+
+void SessionReactor::LeaveForDrain() {
+  absl::MutexLock lock(&mu_);
+  if (state_ != State::kJoined || presence_ == nullptr) return;
+  if (context_->drain_holds.load()) departure_ = presences::Departure::kLost;
+  presence_->Detach(*core_, departure_);
+  presence_.reset();  // Left: ending the stream detaches nothing more.
 }
 
 void SessionReactor::EndForDrain() {

@@ -54,6 +54,7 @@ class SessionReactor final
   void OnJoinAnswer(const session::JoinAnswer& answer) override;
   void OnPingFailed(const vs::VsResult& result) override;
   void OnCreditsAnswer(const vs::VsResult& result) override;
+  void LeaveForDrain() override;
   void EndForDrain() override;
   void EndForBoot() override;
 

@@ -61,7 +61,10 @@ class SessionStream {
   // A ping of this stream's presence failed.
   virtual void OnPingFailed(const vs::VsResult& result) = 0;
   virtual void OnCreditsAnswer(const vs::VsResult& result) = 0;
-  // The drain on shutdown: leave, then UNAVAILABLE.
+  // The drain on shutdown, in two passes over every stream: first the
+  // presence is left (or held for a resume), so that every leave is on its
+  // way to VS before gRPC spends its time ending streams; then UNAVAILABLE.
+  virtual void LeaveForDrain() = 0;
   virtual void EndForDrain() = 0;
   // VS booted the customer: leave, then PERMISSION_DENIED.
   virtual void EndForBoot() = 0;

@@ -95,6 +95,16 @@ pids+=("$LOAD")
 wait_for "$work/loadB.out" "^ESTABLISHED" 900
 tB=$(date +%s.%N)
 kill -TERM "$SERVER"
+# The last leave answered (the server's counter reaching N), while it drains.
+last_leave=nan
+while kill -0 "$SERVER" 2>/dev/null; do
+  accepted=$(metric "$MPORT" 'presence_leaves_total{outcome="accepted"}' 2>/dev/null || echo nan)
+  if [ "$accepted" != nan ] && [ "${accepted%.*}" -ge "$N" ]; then
+    last_leave=$(/usr/bin/python3 -c "print(round($(date +%s.%N) - $tB, 1))")
+    break
+  fi
+  sleep 0.1
+done
 wait "$SERVER" || true
 drain=$(/usr/bin/python3 -c "print($(date +%s.%N) - $tB)")
 drained="$(grep ' drained ' "$work/serverB.log" | tail -1)"
@@ -109,14 +119,14 @@ window=$(/usr/bin/python3 -c "print($t2 - $t1)")
 row=$(/usr/bin/python3 - <<EOF
 n=$N; rss0=$rss0; rssN=$rssN; after=$rss_after; w=$window
 cpu=($c2-$c1)/w; pings=($p2-$p1)/w
-print("| %s | %d | %s | %d | %.2f KiB | %.0f%% of a core | %.0f/s (want %.0f/s) | %.1f / %.1f / %.1f ms | %s / %s us | %s / %s us | %d KiB (at 0: %d KiB) | %s / %s | %.1f s | %s |" % (
+print("| %s | %d | %s | %d | %.2f KiB | %.0f%% of a core | %.0f/s (want %.0f/s) | %.1f / %.1f / %.1f ms | %s / %s us | %s / %s us | %d KiB (at 0: %d KiB) | %s / %s | %s s / %.1f s | %s |" % (
     "$(date +%F)", n, "$(nproc)", $held, (rssN - rss0) / n, 100 * cpu, pings, n / $INTERVAL,
     1000 * $late50, 1000 * $late99, 1000 * $late999, "$gw50", "$gw99", "$d50", "$d99",
-    after, rss0, "$joinsA", "$leavesA", $drain, "$(echo "$drained" | grep -o 'leaves_sent=[0-9]* leaves_accepted=[0-9]*')"))
+    after, rss0, "$joinsA", "$leavesA", "$last_leave", $drain, "$(echo "$drained" | grep -o 'leaves_sent=[0-9]* leaves_accepted=[0-9]*')"))
 EOF
 )
 echo
-echo "| date | N | nproc | held | RSS per session | server CPU while pinging | pingRoom delivered | ping lateness p50 / p99 / p99.9 | join via gateway p50 / p99 | join direct p50 / p99 | RSS after all closed | joins / leaves accepted (phase A) | drain on SIGTERM | drain leaves |"
+echo "| date | N | nproc | held | RSS per session | server CPU while pinging | pingRoom delivered | ping lateness p50 / p99 / p99.9 | join via gateway p50 / p99 | join direct p50 / p99 | RSS after all closed | joins / leaves accepted (phase A) | drain on SIGTERM: last leave answered / process exited | drain leaves |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 echo "$row"
 if [ "$WRITE" = "--write" ]; then
