@@ -718,12 +718,8 @@ bool Fleet::TakeOver(const std::string& dead, int64_t* records) {
   for (size_t i = 0; i + 1 < claimed_records.size(); i += 2) {
     const std::string& id = claimed_records[i].str;
     const std::string& record = claimed_records[i + 1].str;
-    bool shared = false;
-    if (std::optional<vs::RoomPresence> p = ParsePresenceRecord(record, &shared)) {
-      rooms.insert(p->performer_id);
-    }
     KeepAlive();  // A long takeover must not make this replica look dead.
-    switch (TakeOverRecord(dead, id, record, &held)) {
+    switch (TakeOverRecord(dead, id, record, &held, &rooms)) {
       case Outcome::kLeft:
         ++leaves;
         break;
@@ -754,10 +750,12 @@ bool Fleet::TakeOver(const std::string& dead, int64_t* records) {
 
 Fleet::Outcome Fleet::TakeOverRecord(
     const std::string& dead, const std::string& id, const std::string& record,
-    absl::flat_hash_map<std::string, presences::AdoptedPresence>* held) {
+    absl::flat_hash_map<std::string, presences::AdoptedPresence>* held,
+    absl::flat_hash_set<int64_t>* rooms) {
   bool shared = false;
   std::optional<vs::RoomPresence> presence = ParsePresenceRecord(record, &shared);
   if (!presence.has_value()) return Outcome::kSkipped;
+  rooms->insert(presence->performer_id);
   if (auto it = held->find(id); it != held->end()) {
     // Held for a resume: pinged from here until resumed or its grace ends.
     it->second.presence = *presence;

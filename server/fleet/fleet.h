@@ -201,9 +201,11 @@ class Fleet final : public presences::PresenceRecords,
   // alive after all).
   bool TakeOver(const std::string& dead, int64_t* records = nullptr);
   enum class Outcome { kSkipped, kLeft, kAdopted, kStays, kUnfinished };
-  // One of the dead replica's records; `held`: its holds, by presence id.
+  // One of the dead replica's records; `held`: its holds, by presence id;
+  // `rooms` gains the record's room (its entries there are removed after).
   Outcome TakeOverRecord(const std::string& dead, const std::string& id, const std::string& record,
-                         absl::flat_hash_map<std::string, presences::AdoptedPresence>* held);
+                         absl::flat_hash_map<std::string, presences::AdoptedPresence>* held,
+                         absl::flat_hash_set<int64_t>* rooms);
   void Adopt(presences::AdoptedPresence adopted);
   void SendHold(const presences::HoldRecord& hold);
   // The second step of a take: the presence becomes this replica's.

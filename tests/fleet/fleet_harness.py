@@ -2,6 +2,7 @@
 processes sharing it (--redis_url), each started and reaped by the test, and
 a hand-driven Session stream."""
 
+import asyncio
 import collections
 import json
 import os
@@ -21,6 +22,7 @@ import grpc
 
 import harness
 from presence.v1 import presence_pb2, presence_pb2_grpc
+from presence_client import aio as presence_aio
 
 REPLICA_TTL = "2s"
 
@@ -260,3 +262,57 @@ class FleetCase(unittest.TestCase):
                 self.assertEqual(leaves.pop(join["answered_nickname"], 0), 1,
                                  join["answered_nickname"])
         self.assertEqual(dict(leaves), {}, "leaves without an accepted join")
+
+
+class AsyncViewers:
+    """Many viewers held by the asyncio helper (clients/python) on an event
+    loop of their own thread: each reconnects by itself, with its resume
+    token. Viewer k: nickname fan<k>, spread over the channels in turn; odd k
+    are registered customers (first_customer + k), even k guests."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.channels = []
+        self.sessions = []
+
+    def run(self, coroutine, timeout=600):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def open(self, targets, count, first_performer, performers, first_customer,
+             backoff=(0.2, 1.0)):
+        self.run(self._open(targets, count, first_performer, performers, first_customer,
+                            backoff))
+
+    async def _open(self, targets, count, first_performer, performers, first_customer, backoff):
+        self.channels = [presence_aio.connect(t) for t in targets]
+        opening = asyncio.Semaphore(500)  # Joins outstanding at once.
+
+        async def open_one(session):
+            async with opening:
+                await session.open()
+
+        for k in range(count):
+            registered = k % 2 == 1
+            self.sessions.append(presence_aio.ViewerSession(
+                self.channels[k % len(self.channels)], performer_id=first_performer + k % performers,
+                nickname="fan%d" % k, ip_address="203.0.113.7",
+                customer_id=first_customer + k if registered else None, registered=registered,
+                initial_backoff=backoff[0], max_backoff=backoff[1], join_timeout=120))
+        await asyncio.gather(*(open_one(s) for s in self.sessions))
+
+    def reconnected(self, since_counts):
+        """Viewers that reconnected since `since_counts` and resumed."""
+        return sum(1 for s, before in zip(self.sessions, since_counts)
+                   if s.reconnects > before and s.resumed and s.display_nickname)
+
+    async def _close(self):
+        await asyncio.gather(*(s.close(timeout=60) for s in self.sessions))
+        for channel in self.channels:
+            await channel.close()
+
+    def close(self):
+        self.run(self._close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

@@ -8,14 +8,12 @@ its token by itself.
 Every scenario ends with the ledger at VS balanced.
 """
 
-import asyncio
 import signal
 import threading
 import time
 import unittest
 
-from fleet_harness import FleetCase, Viewer, wait_for
-from presence_client import aio as presence_aio
+from fleet_harness import AsyncViewers, FleetCase, Viewer, wait_for
 
 
 def total(replicas, metric):
@@ -38,17 +36,25 @@ class ResumeCase(FleetCase):
         self.assertLessEqual(max(gaps), self.INTERVAL + 1.0, "longest ping gap of %s" % nickname)
 
 
+    def held_on(self, replica, performer, nickname, customer=None):
+        """A viewer joined on `replica`, pinged once, then lost: held there.
+        Returns the viewer and when it joined."""
+        viewer = Viewer(replica, performer, nickname, customer=customer)
+        joined = time.time()
+        wait_for(lambda: self.pings_between(joined, time.time(), viewer.nickname), what="a ping")
+        viewer.cancel()
+        wait_for(lambda: replica.metric("presence_sessions_held") == 1,
+                 what="the replica to hold the session")
+        return viewer, joined
+
+
 class FleetResumeTest(ResumeCase):
     GRACE = 3.0
     REPLICA_FLAGS = ("--resume_grace=3s",)
 
     def test_a_guest_resumes_on_another_replica_without_a_call_at_vs(self):
         a, b, _ = self.replicas
-        first = Viewer(a, 31, "kim")
-        start = time.time()
-        wait_for(lambda: self.pings_between(start, time.time(), first.nickname), what="a ping")
-        first.cancel()
-        wait_for(lambda: a.metric("presence_sessions_held") == 1, what="A to hold the session")
+        first, start = self.held_on(a, 31, "kim")
         resumed = Viewer(b, 31, "kim", resume_token=first.joined.resume_token)
         self.assertTrue(resumed.joined.resumed)
         self.assertEqual(resumed.nickname, first.nickname)
@@ -68,11 +74,7 @@ class FleetResumeTest(ResumeCase):
 
     def test_a_registered_customer_resumes_on_another_replica(self):
         a, _, c = self.replicas
-        first = Viewer(a, 32, "lea", customer=55)
-        start = time.time()
-        wait_for(lambda: self.pings_between(start, time.time(), first.nickname), what="a ping")
-        first.cancel()
-        wait_for(lambda: a.metric("presence_sessions_held") == 1, what="A to hold the session")
+        first, start = self.held_on(a, 32, "lea", customer=55)
         resumed = Viewer(c, 32, "lea", customer=55, resume_token=first.joined.resume_token)
         self.assertTrue(resumed.joined.resumed)
         self.assertEqual(resumed.nickname, first.nickname)
@@ -186,46 +188,6 @@ class FleetHandOverTest(ResumeCase):
         self.assert_ledger_balanced()
 
 
-class Viewers:
-    """Many viewers held by the asyncio helper on an event loop of their own:
-    each reconnects by itself, with its resume token."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.channels = []
-        self.sessions = []
-
-    def run(self, coroutine, timeout=120):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    async def _open(self, targets, per_target, performer):
-        self.channels = [presence_aio.connect(t) for t in targets]
-        for n, channel in enumerate(self.channels):
-            for i in range(per_target):
-                k = n * per_target + i
-                registered = k % 2 == 1  # Half guests, half registered customers.
-                self.sessions.append(presence_aio.ViewerSession(
-                    channel, performer_id=performer + k % 10, nickname="fan%d" % k,
-                    ip_address="203.0.113.7", customer_id=100000 + k if registered else None,
-                    registered=registered, initial_backoff=0.2, max_backoff=1.0))
-        await asyncio.gather(*(s.open() for s in self.sessions))
-
-    def open(self, targets, per_target, performer):
-        self.run(self._open(targets, per_target, performer))
-
-    async def _close(self):
-        await asyncio.gather(*(s.close() for s in self.sessions))
-        for channel in self.channels:
-            await channel.close()
-
-    def close(self):
-        self.run(self._close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
 class FleetRollingTest(ResumeCase):
     # 1,000 viewers pinged every 2 s (the last flag wins): 500 pings/s, which
     # the sanitizer build of three replicas and the simulator keep up with.
@@ -239,9 +201,10 @@ class FleetRollingTest(ResumeCase):
         # Every viewer starts on A; half fail over to B first, half to C.
         orders = ["ipv4:%s,%s,%s" % (a.address, b.address, c.address),
                   "ipv4:%s,%s,%s" % (a.address, c.address, b.address)]
-        viewers = Viewers()
+        viewers = AsyncViewers()
         try:
-            viewers.open(orders * 2, self.VIEWERS // 4, performer=400)
+            viewers.open(orders * 2, self.VIEWERS, first_performer=400, performers=10,
+                         first_customer=100000)
             self.assertEqual(a.metric("presence_sessions_open"), self.VIEWERS)
             joins = self.count("joinRoom")
             self.assertEqual(joins, self.VIEWERS)

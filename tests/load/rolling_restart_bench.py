@@ -17,7 +17,6 @@ Every process is started and reaped here; loopback only.
 """
 
 import argparse
-import asyncio
 import collections
 import json
 import re
@@ -30,8 +29,7 @@ import time
 import urllib.request
 
 import harness
-from fleet_harness import Redis, Replica, free_port, wait_for
-from presence_client import aio as presence_aio
+from fleet_harness import AsyncViewers, Redis, Replica, free_port, wait_for
 
 
 def parse_args():
@@ -74,49 +72,6 @@ class Fleet:
         self.sim.wait()
 
 
-class Viewers:
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.sessions = []
-        self.channels = []
-
-    def run(self, coroutine, timeout=600):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    async def _open(self, targets, count):
-        self.channels = [presence_aio.connect(t) for t in targets]
-        opening = asyncio.Semaphore(500)
-
-        async def open_one(session):
-            async with opening:
-                await session.open()
-
-        for k in range(count):
-            registered = k % 2 == 1
-            self.sessions.append(presence_aio.ViewerSession(
-                self.channels[k % len(self.channels)], performer_id=1 + k % 500,
-                nickname="fan%d" % k, ip_address="203.0.113.9",
-                customer_id=500000 + k if registered else None, registered=registered,
-                initial_backoff=0.5, max_backoff=2.0, join_timeout=120))
-        await asyncio.gather(*(open_one(s) for s in self.sessions))
-
-    async def _close(self):
-        await asyncio.gather(*(s.close(timeout=60) for s in self.sessions))
-        for channel in self.channels:
-            await channel.close()
-
-    def reconnected(self, since_counts):
-        return sum(1 for s, before in zip(self.sessions, since_counts)
-                   if s.reconnects > before and s.resumed and s.display_nickname)
-
-    def close(self):
-        self.run(self._close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
 def longest_ping_gaps(pings):
     by_nickname = collections.defaultdict(list)
     for row in pings:
@@ -149,12 +104,13 @@ def main():
     args = parse_args()
     directory = tempfile.mkdtemp(prefix="rolling-")
     fleet = Fleet(args, directory)
-    viewers = Viewers()
+    viewers = AsyncViewers()
     a, b = (fleet.replicas[n].address for n in "ab")
     try:
         targets = ["ipv4:%s,%s" % (a, b), "ipv4:%s,%s" % (b, a)] * args.channels
         t = time.time()
-        viewers.run(viewers._open(targets, args.viewers))
+        viewers.open(targets, args.viewers, first_performer=1, performers=500,
+                     first_customer=500000, backoff=(0.5, 2.0))
         print("opened %d viewers in %.1f s (half on A, half on B)"
               % (args.viewers, time.time() - t), flush=True)
         joins_before = len(fleet.requests("joinRoom"))
