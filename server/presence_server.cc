@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -151,6 +152,13 @@ absl::Status PresenceServer::StartGrpc(const PresenceServerOptions& options) {
   // not share the port with this one at the kernel's whim.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_streams_per_connection);
+  // Two of gRPC's per-call filters this server does without, about 540 bytes
+  // of every held stream (measured at 20k): the server's deadline timer (a
+  // client's deadline still ends its call: the client cancels it, and a
+  // client that vanished is found by keepalive), and compression of what the
+  // server sends (it never compresses; compressed requests are still read).
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_DEADLINE_CHECKS, 0);
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_PER_MESSAGE_COMPRESSION, 0);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(absl::StrCat("could not listen on ", options.listen,
@@ -299,9 +307,17 @@ bool PresenceServer::Shutdown(absl::Time deadline) {
   } else {
     presences_->EndAllHolds();
   }
-  // The listener stays up while VS takes the leaves, so a stream or call that
-  // arrives now is refused UNAVAILABLE (retry elsewhere) rather than cancelled.
-  if (vs_->Drain(deadline)) leaves_delivered_.Notify();
+  // The leaves are on their way; main's watchdog may end the process once VS
+  // has answered them all, even while the streams are still being ended
+  // (seconds at 200k), since what remains is gRPC's work and the clients
+  // treat a closed connection as the UNAVAILABLE they would be told.
+  std::thread delivered([this, deadline] {
+    if (vs_->Drain(deadline)) leaves_delivered_.Notify();
+  });
+  service_->EndDrainedStreams();
+  delivered.join();
+  // The listener stayed up while VS took the leaves, so a stream or call that
+  // arrived meanwhile was refused UNAVAILABLE (retry elsewhere), not cancelled.
   // VS has answered what the calls wait for: a call still open now waits
   // only on its client (a stream ended by the drain whose client neither
   // half-closes nor cancels keeps gRPC waiting, seconds with Python's

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -126,11 +127,14 @@ grpc::Status PresenceService::Admit(grpc::CallbackServerContext* call) {
 
 void PresenceService::BeginDrain() {
   context_->draining.store(true);
-  const std::vector<std::shared_ptr<session::SessionCore>> joined = context_->registry->AllJoined();
-  for (const auto& session : joined) {
+  drained_ = context_->registry->AllJoined();
+  for (const auto& session : drained_) {
     session->WithStream([](session::SessionStream* s) { s->LeaveForDrain(); });
   }
-  for (const auto& session : joined) {
+}
+
+void PresenceService::EndDrainedStreams() {
+  for (const auto& session : std::exchange(drained_, {})) {
     session->WithStream([](session::SessionStream* s) { s->EndForDrain(); });
   }
 }

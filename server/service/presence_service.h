@@ -7,8 +7,10 @@
 // Thread-safe.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
@@ -32,11 +34,16 @@ class PresenceService final : public presence::v1::Presence::CallbackService {
                                     const presence::v1::GetRoomRequest* request,
                                     presence::v1::GetRoomResponse* response) override;
 
-  // Refuses new sessions and calls with UNAVAILABLE from now on, and ends
-  // every joined session with UNAVAILABLE, sending its leave. Sessions still
-  // joining end when VS answers; streams that never joined end when the gRPC
-  // server shuts down.
+  // The drain's first pass: refuses new sessions and calls with UNAVAILABLE
+  // from now on, and leaves (or holds) every joined session's presence, so
+  // that the leaves are on their way before any stream is ended. Sessions
+  // still joining end when VS answers; streams that never joined end when
+  // the gRPC server shuts down.
   void BeginDrain();
+  // The drain's second pass: ends the streams of the sessions the first pass
+  // left, with UNAVAILABLE. Slow with many streams (gRPC's work), which is
+  // why the leaves go first.
+  void EndDrainedStreams();
 
  private:
   // The checks every unary call passes first: the token, then the drain.
@@ -48,6 +55,8 @@ class PresenceService final : public presence::v1::Presence::CallbackService {
                         presence::v1::GetRoomResponse* response);
 
   ServiceContext* const context_;
+  // The sessions BeginDrain left, for EndDrainedStreams.
+  std::vector<std::shared_ptr<session::SessionCore>> drained_;
 };
 
 }  // namespace presence::service

@@ -99,7 +99,7 @@ SessionReactor::SessionReactor(ServiceContext* context, grpc::CallbackServerCont
   }
   counted_ = true;
   if (context_->join_timeout > absl::ZeroDuration()) {
-    join_alarm_.emplace();
+    join_alarm_ = std::make_unique<grpc::Alarm>();
     join_alarm_->Set(
         absl::ToChronoTime(absl::Now() + context_->join_timeout), [core = core_](bool fired) {
           // The core's stream is always a SessionReactor.
@@ -138,7 +138,7 @@ void SessionReactor::EnterLocked(State next) {
       EnterEndingLocked(from);
       return;
     case State::kFinished:
-      Finish(end_status_);
+      Finish(*end_status_);
       return;
   }
 }
@@ -146,9 +146,9 @@ void SessionReactor::EnterLocked(State next) {
 void SessionReactor::EnterJoiningLocked() {
   join_alarm_.reset();  // Cancels it.
   session::SessionIdentity identity;
-  identity.performer_id = join_.performer_id;
-  identity.customer_id = join_.customer_id;
-  identity.registered = join_.registered;
+  identity.performer_id = join_->performer_id;
+  identity.customer_id = join_->customer_id;
+  identity.registered = join_->registered;
   core_->set_identity(std::move(identity));
   context_->registry->AddJoining(core_);
 }
@@ -181,9 +181,9 @@ void SessionReactor::EnterEndingLocked(State from) {
   if (cancelled_) queued_.clear();  // Nobody will read it.
   log::Info("session_ended",
             {{"session", core_->id()},
-             {"performer", absl::StrCat(join_.performer_id)},
-             {"status", StatusCodeName(end_status_.error_code())},
-             {"message", end_status_.error_message()},
+             {"performer", absl::StrCat(core_->identity().performer_id)},
+             {"status", StatusCodeName(end_status_->error_code())},
+             {"message", end_status_->error_message()},
              {"seconds",
               absl::StrFormat("%.3f", absl::ToDoubleSeconds(context_->clock->Now() - started_))}});
   MaybeFinishLocked();
@@ -191,7 +191,7 @@ void SessionReactor::EnterEndingLocked(State from) {
 
 void SessionReactor::EndLocked(grpc::Status status) {
   if (state_ == State::kEnding || state_ == State::kFinished) return;
-  end_status_ = std::move(status);
+  end_status_ = std::make_unique<const grpc::Status>(std::move(status));
   EnterLocked(State::kEnding);
 }
 
@@ -280,15 +280,15 @@ void SessionReactor::HandleJoinLocked() {
     EndLocked(ToGrpcStatus(valid));
     return;
   }
-  join_ = ToJoinRoom(request_.join());
+  join_ = std::make_unique<const vs::JoinRoomRequest>(ToJoinRoom(request_.join()));
   const std::string resume_token = request_.join().resume_token();
   request_.Clear();  // Frees the Join while the session lives.
   EnterLocked(State::kJoining);
   log::Debug("session_joining", {{"session", core_->id()},
-                                 {"performer", absl::StrCat(join_.performer_id)},
-                                 {"nickname", join_.nickname},
-                                 {"ip", join_.ip_address}});
-  presences::Attachment attached = context_->presences->Attach(join_, core_, resume_token);
+                                 {"performer", absl::StrCat(join_->performer_id)},
+                                 {"nickname", join_->nickname},
+                                 {"ip", join_->ip_address}});
+  presences::Attachment attached = context_->presences->Attach(*join_, core_, resume_token);
   presence_ = std::move(attached.presence);
   if (attached.answer.has_value()) HandleJoinAnswerLocked(*attached.answer);
 }
@@ -299,7 +299,8 @@ void SessionReactor::OnJoinAnswer(const session::JoinAnswer& answer) {
 }
 
 void SessionReactor::HandleJoinAnswerLocked(const session::JoinAnswer& answer) {
-  const std::string performer = absl::StrCat(join_.performer_id);
+  const std::string performer = absl::StrCat(core_->identity().performer_id);
+  const std::unique_ptr<const vs::JoinRoomRequest> join = std::move(join_);
   if (!answer.result.accepted()) {
     log::Info("session_join_failed", {{"session", core_->id()},
                                       {"performer", performer},
@@ -312,7 +313,7 @@ void SessionReactor::HandleJoinAnswerLocked(const session::JoinAnswer& answer) {
   std::unique_ptr<const session::Resumable> resumable;
   if (context_->resume_grace > absl::ZeroDuration()) {
     resumable = std::make_unique<const session::Resumable>(session::Resumable{
-        join_.nickname, resumed_ ? answer.resumed_session_id : core_->id(), NewResumeToken()});
+        join->nickname, resumed_ ? answer.resumed_session_id : core_->id(), NewResumeToken()});
   }
   core_->set_joined(answer.display_nickname, absl::Now(), std::move(resumable));
   log::Info("session_joined", {{"session", core_->id()},

@@ -96,8 +96,10 @@ class SessionReactor final
 
   absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kAwaitingJoin;
-  grpc::Status end_status_ ABSL_GUARDED_BY(mu_);  // Set on entering kEnding.
-  bool counted_ ABSL_GUARDED_BY(mu_) = false;     // Holds a slot of --max_sessions.
+  // Set on entering kEnding. Each member here is paid by every held stream,
+  // so what only some phases need is allocated for them.
+  std::unique_ptr<const grpc::Status> end_status_ ABSL_GUARDED_BY(mu_);
+  bool counted_ ABSL_GUARDED_BY(mu_) = false;  // Holds a slot of --max_sessions.
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   // Lost (cancelled, broken) rather than left: the session may be held.
   presences::Departure departure_ ABSL_GUARDED_BY(mu_) = presences::Departure::kLeft;
@@ -105,9 +107,10 @@ class SessionReactor final
   // The client stopped reading: Finish without waiting for queued writes.
   bool abandon_writes_ ABSL_GUARDED_BY(mu_) = false;
   // Armed while kAwaitingJoin (--join_timeout).
-  std::optional<grpc::Alarm> join_alarm_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<grpc::Alarm> join_alarm_ ABSL_GUARDED_BY(mu_);
   presence::v1::SessionRequest request_ ABSL_GUARDED_BY(mu_);
-  vs::JoinRoomRequest join_ ABSL_GUARDED_BY(mu_);
+  // From the join message until VS's answer.
+  std::unique_ptr<const vs::JoinRoomRequest> join_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<presences::Presence> presence_ ABSL_GUARDED_BY(mu_);
   // The message being written (its address is what StartWrite holds), and
   // those waiting behind it. Nothing is allocated while the queue is idle.

@@ -255,5 +255,40 @@ TEST_F(HardeningE2eTest, AGuestWithACustomerIdNeverSharesTheRegisteredPresence) 
   ExpectLedgerBalanced();
 }
 
+// The server runs without gRPC's compression filter for what it sends (it
+// never compresses) and without its per-call deadline timer (memory of every
+// held stream): a client that compresses its messages is still read, and a
+// client's deadline still ends its stream with the leave.
+TEST_F(HardeningE2eTest, AClientThatCompressesItsMessagesIsRead) {
+  StartServer(Options());
+  Viewer v;
+  v.context->set_compression_algorithm(GRPC_COMPRESS_GZIP);
+  v.stream = stub_->Session(v.context.get());
+  // Long and repetitive, so that gzip makes it smaller and gRPC sends it
+  // compressed (it sends a message as is when compressing does not help).
+  const std::string nickname(60, 'z');
+  ASSERT_TRUE(v.stream->Write(JoinRequest(42, nickname)));
+  SessionResponse resp;
+  ASSERT_TRUE(v.stream->Read(&resp));
+  ASSERT_EQ(resp.event_case(), SessionResponse::kJoined) << resp.DebugString();
+  EXPECT_EQ(sim_->Requests("joinRoom")[0].Field("nickname"), nickname);
+  LeaveCleanly(v);
+  ExpectLedgerBalanced();
+}
+
+TEST_F(HardeningE2eTest, AClientDeadlineEndsTheStreamWithItsLeave) {
+  StartServer(Options());
+  Viewer v;
+  v.context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(1500)));
+  v.stream = stub_->Session(v.context.get());
+  ASSERT_TRUE(v.stream->Write(JoinRequest()));
+  SessionResponse resp;
+  ASSERT_TRUE(v.stream->Read(&resp));
+  ASSERT_EQ(resp.event_case(), SessionResponse::kJoined) << resp.DebugString();
+  EXPECT_EQ(v.Drain().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  ASSERT_TRUE(sim_->WaitForCount("leaveRoom", 1, absl::Seconds(10)));
+  ExpectLedgerBalanced();
+}
+
 }  // namespace
 }  // namespace presence::testing
