@@ -105,7 +105,7 @@ std::shared_ptr<LocalPresence> LocalDirectory::AttachShared(
         return nullptr;
       case LocalPresence::Shared::kLeaving: {
         // The customer's last leave is at VS: the join waits for its answer.
-        std::shared_ptr<LocalPresence> successor = NewShared(key, join, stream->id());
+        std::shared_ptr<LocalPresence> successor = NewShared(join, stream->id());
         if (!successor->JoinAfter(*it->second, stream)) break;  // Gone meanwhile.
         shared_[key] = successor;
         attachment->presence = std::move(successor);
@@ -115,18 +115,14 @@ std::shared_ptr<LocalPresence> LocalDirectory::AttachShared(
         break;  // As good as absent: replaced below.
     }
   }
-  std::shared_ptr<LocalPresence> presence = NewShared(key, join, stream->id());
+  std::shared_ptr<LocalPresence> presence = NewShared(join, stream->id());
   shared_[key] = presence;
   return presence;
 }
 
-std::shared_ptr<LocalPresence> LocalDirectory::NewShared(const PresenceKey& key,
-                                                         const vs::JoinRoomRequest& join,
+std::shared_ptr<LocalPresence> LocalDirectory::NewShared(const vs::JoinRoomRequest& join,
                                                          const std::string& id) {
-  return std::make_shared<LocalPresence>(
-      context_, id, join, [this, key](const LocalPresence* gone) { Forget(key, gone); },
-      [this](std::shared_ptr<LocalPresence> p, const SessionCore& s) { Hold(std::move(p), s); },
-      /*shared=*/true);
+  return std::make_shared<LocalPresence>(context_, id, join, owner(), /*shared=*/true);
 }
 
 void LocalDirectory::SetOwner(int64_t performer_id, int64_t customer_id, bool owner) {
@@ -142,9 +138,7 @@ void LocalDirectory::SetOwner(int64_t performer_id, int64_t customer_id, bool ow
 
 std::shared_ptr<LocalPresence> LocalDirectory::NewPresence(const std::string& id,
                                                            const vs::JoinRoomRequest& join) {
-  return std::make_shared<LocalPresence>(
-      context_, id, join, nullptr,
-      [this](std::shared_ptr<LocalPresence> p, const SessionCore& s) { Hold(std::move(p), s); });
+  return std::make_shared<LocalPresence>(context_, id, join, owner());
 }
 
 void LocalDirectory::Hold(std::shared_ptr<LocalPresence> presence, const SessionCore& stream) {
@@ -192,7 +186,7 @@ void LocalDirectory::Adopt(const AdoptedPresence& adopted) {
     if (held_here) {
       presence = it->second;
     } else {
-      presence = NewShared(key, join, adopted.id);
+      presence = NewShared(join, adopted.id);
       shared_[key] = presence;
     }
   } else {
@@ -250,7 +244,7 @@ bool LocalDirectory::Restore(const journal::JournaledSession& journaled,
   std::shared_ptr<LocalPresence> presence;
   if (join.registered && join.customer_id.has_value()) {
     PresenceKey key{join.performer_id, *join.customer_id};
-    presence = NewShared(key, join, journaled.session_id);
+    presence = NewShared(join, journaled.session_id);
     absl::MutexLock lock(&mu_);
     shared_[key] = presence;
   } else {
@@ -391,10 +385,12 @@ int64_t LocalDirectory::held_sessions() const {
   return static_cast<int64_t>(held_.size());
 }
 
-void LocalDirectory::Forget(const PresenceKey& key, const LocalPresence* presence) {
+void LocalDirectory::Gone(const LocalPresence& presence) {
+  const vs::JoinRoomRequest& join = presence.join();
+  if (!presence.shared() || !join.customer_id.has_value()) return;
   absl::MutexLock lock(&mu_);
-  auto it = shared_.find(key);
-  if (it != shared_.end() && it->second.get() == presence) shared_.erase(it);
+  auto it = shared_.find(PresenceKey{join.performer_id, *join.customer_id});
+  if (it != shared_.end() && it->second.get() == &presence) shared_.erase(it);
 }
 
 int64_t LocalDirectory::shared_presences() const {

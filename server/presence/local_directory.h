@@ -62,7 +62,7 @@ struct PresenceKey {
   }
 };
 
-class LocalDirectory final : public PresenceDirectory {
+class LocalDirectory final : public PresenceDirectory, private PresenceOwner {
  public:
   explicit LocalDirectory(const PresenceContext* context) : context_(context) {}
 
@@ -96,9 +96,10 @@ class LocalDirectory final : public PresenceDirectory {
                                               const vs::JoinRoomRequest& join,
                                               const std::shared_ptr<session::SessionCore>& stream,
                                               Attachment* attachment);
-  std::shared_ptr<LocalPresence> NewShared(const PresenceKey& key, const vs::JoinRoomRequest& join,
-                                           const std::string& id);
-  void Forget(const PresenceKey& key, const LocalPresence* presence);
+  std::shared_ptr<LocalPresence> NewShared(const vs::JoinRoomRequest& join, const std::string& id);
+  // PresenceOwner: a shared presence that is gone is forgotten.
+  void Gone(const LocalPresence& presence) override;
+  PresenceOwner* owner() { return this; }
 
   // A session held for a resume.
   struct Held {
@@ -112,7 +113,7 @@ class LocalDirectory final : public PresenceDirectory {
     std::string token;   // Empty when adopted from another replica (only its digest is known).
   };
   void Index(const std::string& digest, Held held);
-  void Hold(std::shared_ptr<LocalPresence> presence, const session::SessionCore& stream);
+  void Hold(std::shared_ptr<LocalPresence> presence, const session::SessionCore& stream) override;
   // The held session `digest` names, taken out, if `join` is its viewer's.
   std::optional<Held> TakeHeld(const std::string& digest, const vs::JoinRoomRequest& join);
   // A session held by another replica, whose token a stream on this one

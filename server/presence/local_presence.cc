@@ -22,13 +22,13 @@ constexpr absl::Duration kReleaseRetry = absl::Milliseconds(500);
 }  // namespace
 
 LocalPresence::LocalPresence(const PresenceContext* context, std::string id,
-                             vs::JoinRoomRequest join, OnGone on_gone, OnHold on_hold, bool shared)
+                             vs::JoinRoomRequest join, PresenceOwner* owner, bool shared)
     : context_(context),
       id_(std::move(id)),
       join_(std::move(join)),
       coordinated_(shared && context->coordinator != nullptr && join_.customer_id.has_value()),
-      on_gone_(std::move(on_gone)),
-      on_hold_(std::move(on_hold)) {}
+      owner_(owner),
+      shared_(shared) {}
 
 std::optional<JoinAnswer> LocalPresence::Join(std::shared_ptr<SessionCore> first) {
   {
@@ -261,7 +261,7 @@ void LocalPresence::Detach(const SessionCore& stream, Departure how) {
                            [&](const auto& s) { return s.get() == &stream; });
     if (it == streams_.end()) return;
     streams_.erase(it);
-    hold = how == Departure::kLost && state_ == State::kJoined && on_hold_ != nullptr &&
+    hold = how == Departure::kLost && state_ == State::kJoined && owner_ != nullptr &&
            stream.identity().resumable != nullptr;
     if (hold) {
       ++held_;
@@ -270,7 +270,7 @@ void LocalPresence::Detach(const SessionCore& stream, Departure how) {
     }
   }
   if (hold) {
-    on_hold_(shared_from_this(), stream);
+    owner_->Hold(shared_from_this(), stream);
   } else {
     StartLeave(LeaveSender::Kind::kLeave);
   }
@@ -399,7 +399,7 @@ void LocalPresence::Gone() {
     state_ = State::kGone;
     then.swap(after_gone_);
   }
-  if (on_gone_) std::move(on_gone_)(this);
+  if (owner_ != nullptr) owner_->Gone(*this);
   for (auto& fn : then) std::move(fn)();
 }
 

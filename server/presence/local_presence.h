@@ -41,19 +41,28 @@
 
 namespace presence::presences {
 
+class LocalPresence;
+
+// What a presence tells the directory that made it. (An interface rather
+// than two callbacks: a pointer is what every held presence pays.)
+class PresenceOwner {
+ public:
+  virtual ~PresenceOwner() = default;
+  // A lost stream's session is held for a resume (the directory indexes its
+  // token and arms the grace timer).
+  virtual void Hold(std::shared_ptr<LocalPresence> presence,
+                    const session::SessionCore& stream) = 0;
+  // Once, when the presence reaches kGone (the directory forgets it).
+  virtual void Gone(const LocalPresence& presence) = 0;
+};
+
 class LocalPresence final : public Presence, public std::enable_shared_from_this<LocalPresence> {
  public:
-  // Runs once when the presence reaches kGone (its directory forgets it).
-  using OnGone = absl::AnyInvocable<void(const LocalPresence*) &&>;
-  // Runs when a lost stream's session is held for a resume (the directory
-  // indexes its token and arms the grace timer).
-  using OnHold = std::function<void(std::shared_ptr<LocalPresence>, const session::SessionCore&)>;
-
   // `id` names the presence in the journal and the log (its first stream's
-  // session id).
+  // session id). Without an `owner`, sessions are never held.
   // `shared`: a registered customer's presence, which a fleet coordinates.
   LocalPresence(const PresenceContext* context, std::string id, vs::JoinRoomRequest join,
-                OnGone on_gone = nullptr, OnHold on_hold = nullptr, bool shared = false);
+                PresenceOwner* owner = nullptr, bool shared = false);
 
   // The first stream: sends joinRoom. Returns the answer when VS would not
   // take the request; the other streams attached by then hear it too.
@@ -106,6 +115,9 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   void SetPinging(bool owner) { pinging_.store(owner, std::memory_order_release); }
 
   const std::string& id() const { return id_; }
+  const vs::JoinRoomRequest& join() const { return join_; }
+  // A registered customer's presence, shared by the customer's streams.
+  bool shared() const { return shared_; }
   // VS's display nickname; set once the join is accepted.
   const std::string& display_nickname() const { return display_nickname_; }
   // Held through the fleet's shared presence (not this replica's alone).
@@ -167,8 +179,8 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   // Claims answered kWait so far, and when this one gives up waiting.
   int waits_ = 0;
   absl::Time wait_deadline_;
-  OnGone on_gone_;
-  const OnHold on_hold_;
+  PresenceOwner* const owner_;
+  const bool shared_;
 
   mutable absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kJoining;
