@@ -97,7 +97,7 @@ void PingScheduler::SendDue() {
     {
       absl::MutexLock lock(&mu_);
       absl::Time now = clock_->Now();
-      while (!heap_.empty() && heap_.top().due <= now && batch.size() < kMaxBatch) {
+      while (!heap_.empty() && heap_.top().due <= now + kCoalesce && batch.size() < kMaxBatch) {
         // priority_queue::top is const; the entry is popped right after.
         batch.push_back(std::move(const_cast<Entry&>(heap_.top())));
         heap_.pop();

@@ -1,6 +1,9 @@
 #include "server/vs/response_parser.h"
 
+#include <utility>
+
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 
@@ -66,7 +69,127 @@ std::string QuoteBareKeys(absl::string_view body) {
   return out;
 }
 
-absl::StatusOr<VsReply> ParseVsReply(absl::string_view body) {
+namespace internal {
+namespace {
+
+// A cursor over a flat reply. Every reader returns false on what it does not
+// read, and the caller then leaves the body to nlohmann::json.
+class FlatScanner {
+ public:
+  explicit FlatScanner(absl::string_view body) : rest_(body) {}
+
+  void SkipSpace() {
+    while (!rest_.empty() && IsSpace(rest_.front())) rest_.remove_prefix(1);
+  }
+  bool Take(char c) {
+    SkipSpace();
+    if (rest_.empty() || rest_.front() != c) return false;
+    rest_.remove_prefix(1);
+    return true;
+  }
+  bool AtEnd() {
+    SkipSpace();
+    return rest_.empty();
+  }
+  // A bare identifier or a quoted string.
+  bool Key(absl::string_view* key) {
+    SkipSpace();
+    if (!rest_.empty() && rest_.front() == '"') return PlainString(key);
+    size_t n = 0;
+    if (rest_.empty() || !IsIdentStart(rest_.front())) return false;
+    while (n < rest_.size() && IsIdentChar(rest_[n])) ++n;
+    *key = rest_.substr(0, n);
+    rest_.remove_prefix(n);
+    return true;
+  }
+  // A string of printable ASCII without escapes (JSON's own rules allow
+  // more, which the other path reads).
+  bool PlainString(absl::string_view* value) {
+    if (!Take('"')) return false;
+    size_t n = 0;
+    while (n < rest_.size() && rest_[n] != '"') {
+      unsigned char c = static_cast<unsigned char>(rest_[n]);
+      if (c < 0x20 || c >= 0x7F || c == '\\') return false;
+      ++n;
+    }
+    if (n == rest_.size()) return false;
+    *value = rest_.substr(0, n);
+    rest_.remove_prefix(n + 1);
+    return true;
+  }
+  // true, false, or an integer in JSON's form (no leading zeros).
+  enum class Kind { kString, kBool, kInteger };
+  bool Value(Kind* kind, absl::string_view* text) {
+    SkipSpace();
+    if (rest_.empty()) return false;
+    if (rest_.front() == '"') {
+      *kind = Kind::kString;
+      return PlainString(text);
+    }
+    for (absl::string_view word : {absl::string_view("true"), absl::string_view("false")}) {
+      if (absl::StartsWith(rest_, word) &&
+          (rest_.size() == word.size() || !IsIdentChar(rest_[word.size()]))) {
+        *kind = Kind::kBool;
+        *text = rest_.substr(0, word.size());
+        rest_.remove_prefix(word.size());
+        return true;
+      }
+    }
+    size_t n = rest_.front() == '-' ? 1 : 0;
+    size_t digits = n;
+    while (digits < rest_.size() && rest_[digits] >= '0' && rest_[digits] <= '9') ++digits;
+    if (digits == n || digits - n > 18 || (rest_[n] == '0' && digits - n > 1)) return false;
+    if (digits < rest_.size() && (rest_[digits] == '.' || rest_[digits] == 'e' ||
+                                  rest_[digits] == 'E' || IsIdentChar(rest_[digits]))) {
+      return false;
+    }
+    *kind = Kind::kInteger;
+    *text = rest_.substr(0, digits);
+    rest_.remove_prefix(digits);
+    return true;
+  }
+
+ private:
+  absl::string_view rest_;
+};
+
+}  // namespace
+
+std::optional<VsReply> ParseFlatVsReply(absl::string_view body) {
+  FlatScanner scan(body);
+  if (!scan.Take('{')) return std::nullopt;
+  VsReply reply;
+  bool has_success = false, has_message = false, has_nickname = false;
+  bool first = true;
+  while (!scan.Take('}')) {
+    if (!first && !scan.Take(',')) return std::nullopt;
+    first = false;
+    absl::string_view key, text;
+    FlatScanner::Kind kind;
+    if (!scan.Key(&key) || !scan.Take(':') || !scan.Value(&kind, &text)) return std::nullopt;
+    // A repeated field: which one counts is the JSON library's business.
+    if (key == "success") {
+      if (std::exchange(has_success, true)) return std::nullopt;
+      if (kind == FlatScanner::Kind::kBool) {
+        reply.success = text == "true";
+      } else if (kind == FlatScanner::Kind::kInteger && (text == "0" || text == "1")) {
+        reply.success = text == "1";
+      } else {
+        return std::nullopt;  // The other path words the error.
+      }
+    } else if (key == "message") {
+      if (std::exchange(has_message, true)) return std::nullopt;
+      if (kind == FlatScanner::Kind::kString) reply.message = std::string(text);
+    } else if (key == "nickname") {
+      if (std::exchange(has_nickname, true)) return std::nullopt;
+      if (kind == FlatScanner::Kind::kString) reply.nickname = std::string(text);
+    }
+  }
+  if (!scan.AtEnd() || !has_success) return std::nullopt;
+  return reply;
+}
+
+absl::StatusOr<VsReply> ParseVsReplyAsJson(absl::string_view body) {
   nlohmann::json doc =
       nlohmann::json::parse(QuoteBareKeys(body), /*cb=*/nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return ProtocolError("the answer is not JSON", body);
@@ -91,6 +214,13 @@ absl::StatusOr<VsReply> ParseVsReply(absl::string_view body) {
     reply.nickname = nickname->get<std::string>();
   }
   return reply;
+}
+
+}  // namespace internal
+
+absl::StatusOr<VsReply> ParseVsReply(absl::string_view body) {
+  if (std::optional<VsReply> flat = internal::ParseFlatVsReply(body)) return *std::move(flat);
+  return internal::ParseVsReplyAsJson(body);
 }
 
 }  // namespace presence::vs

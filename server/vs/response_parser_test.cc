@@ -1,5 +1,10 @@
 #include "server/vs/response_parser.h"
 
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace presence::vs {
@@ -75,6 +80,69 @@ TEST(ResponseParserTest, ExcerptIsShortAndPrintable) {
 TEST(ResponseParserTest, QuoteBareKeysOnlyQuotesKeys) {
   EXPECT_EQ(QuoteBareKeys(R"({a: true, "b": null, c : "d: e"})"),
             R"({"a": true, "b": null, "c" : "d: e"})");
+}
+
+// The scanner reads what VS sends all day; whatever it reads, it reads as
+// the JSON library does.
+TEST(ResponseParserTest, TheScannerReadsTheUsualAnswersLikeTheJsonLibrary) {
+  for (absl::string_view body : {
+           R"({ success: true, message: "", nickname: "viewer_1000" })",
+           R"({"success":true,"message":"","nickname":"bob_1234"})",
+           R"({ success: false, message: "Performer is offline" })",
+           R"({ success: 1 })",
+           R"( {success:0,extra:12,other:"x"} )",
+           "{\n\tsuccess: true,\r\n message: \"a:b, c\" }",
+       }) {
+    std::optional<VsReply> flat = internal::ParseFlatVsReply(body);
+    ASSERT_TRUE(flat.has_value()) << body;
+    absl::StatusOr<VsReply> json = internal::ParseVsReplyAsJson(body);
+    ASSERT_TRUE(json.ok()) << body;
+    EXPECT_EQ(flat->success, json->success) << body;
+    EXPECT_EQ(flat->message, json->message) << body;
+    EXPECT_EQ(flat->nickname, json->nickname) << body;
+  }
+}
+
+// Bodies built from the pieces where the two could part ways (escapes,
+// repeats, numbers, nesting, non-ASCII, trailing bytes): where the scanner
+// answers, the JSON library gives the same reply; where the scanner
+// declines, ParseVsReply is the JSON library's answer.
+TEST(ResponseParserTest, TheScannerAndTheJsonLibraryAgreeOnGeneratedBodies) {
+  const std::vector<std::string> keys = {"success",  "\"success\"",      "message",
+                                         "nickname", "\"nickname\"",     "extra",
+                                         "$x",       "\"m\\u0065ssage\""};
+  const std::vector<std::string> values = {
+      "true",       "false",        "0",        "1",
+      "-0",         "01",           "2",        "1.0",
+      "1e0",        "null",         "\"\"",     "\"ok\"",
+      "\"a\\\"b\"", "\"\xc3\xa9\"", "\"\xff\"", "[1]",
+      "{a: 1}",     "yes",          "truex",    "123456789012345678901"};
+  const std::vector<std::string> tails = {"", " ", ",", "x", "}"};
+  std::mt19937 gen(17);
+  int scanned = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string body = "{";
+    const int fields = static_cast<int>(gen() % 4);
+    for (int f = 0; f < fields; ++f) {
+      if (f > 0) body += gen() % 2 ? "," : ", ";
+      body += keys[gen() % keys.size()] + (gen() % 2 ? ":" : " : ") + values[gen() % values.size()];
+    }
+    body += "}" + tails[gen() % tails.size()];
+    std::optional<VsReply> flat = internal::ParseFlatVsReply(body);
+    absl::StatusOr<VsReply> json = internal::ParseVsReplyAsJson(body);
+    absl::StatusOr<VsReply> reply = ParseVsReply(body);
+    if (flat.has_value()) {
+      ++scanned;
+      ASSERT_TRUE(json.ok()) << body << ": " << json.status();
+      EXPECT_EQ(flat->success, json->success) << body;
+      EXPECT_EQ(flat->message, json->message) << body;
+      EXPECT_EQ(flat->nickname, json->nickname) << body;
+    } else {
+      ASSERT_EQ(reply.ok(), json.ok()) << body;
+      EXPECT_EQ(reply.status(), json.status()) << body;
+    }
+  }
+  EXPECT_GT(scanned, 100);  // Both paths were taken.
 }
 
 }  // namespace

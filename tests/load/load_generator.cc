@@ -49,6 +49,11 @@ ABSL_FLAG(bool, sequential_registered, false,
           "The sequential joins are registered customers (each its own): with a fleet, each "
           "claims the customer's presence in Redis first.");
 ABSL_FLAG(absl::Duration, hold, absl::Seconds(10), "How long to hold the sessions open.");
+ABSL_FLAG(int, held_sequential_joins, 0,
+          "Sequential joins (join, then leave, one at a time) made while the sessions are held, "
+          "--held_sequential_after into the hold: the join latency under that load.");
+ABSL_FLAG(absl::Duration, held_sequential_after, absl::Seconds(1),
+          "When into the hold the --held_sequential_joins start.");
 ABSL_FLAG(double, activity_per_second, 0, "Activity messages per second across all sessions.");
 ABSL_FLAG(std::string, close_mix, "1,1,1",
           "Weights of leave, half-close and cancel when closing; 'none' waits for the server "
@@ -193,8 +198,10 @@ class Session : public grpc::ClientBidiReactor<SessionRequest, SessionResponse> 
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// Join+leave one at a time: the gateway's join latency without load.
-void SequentialJoins(presence::v1::Presence::Stub* stub, int count, bool registered) {
+// Join+leave one at a time: the gateway's join latency without load, or with
+// the sessions held (`label`).
+void SequentialJoins(presence::v1::Presence::Stub* stub, int count, bool registered,
+                     const char* label = "sequential joins") {
   presence::metrics::LatencyHistogram latency;
   int failed = 0;
   for (int i = 0; i < count; ++i) {
@@ -223,8 +230,8 @@ void SequentialJoins(presence::v1::Presence::Stub* stub, int count, bool registe
     }
     stream->Finish();
   }
-  std::printf("sequential joins: %d ok, %d failed; join latency p50=%.0fus p99=%.0fus\n",
-              count - failed, failed, absl::ToDoubleMicroseconds(latency.Percentile(0.5)),
+  std::printf("%s: %d ok, %d failed; join latency p50=%.0fus p99=%.0fus\n", label, count - failed,
+              failed, absl::ToDoubleMicroseconds(latency.Percentile(0.5)),
               absl::ToDoubleMicroseconds(latency.Percentile(0.99)));
 }
 
@@ -311,7 +318,15 @@ int main(int argc, char** argv) {
   absl::Time hold_end = absl::Now() + absl::GetFlag(FLAGS_hold);
   const double rate = absl::GetFlag(FLAGS_activity_per_second);
   absl::BitGen gen;
+  const absl::Time held_joins_at = absl::Now() + absl::GetFlag(FLAGS_held_sequential_after);
+  bool held_joins_done = absl::GetFlag(FLAGS_held_sequential_joins) <= 0;
   while (absl::Now() < hold_end) {
+    if (!held_joins_done && absl::Now() >= held_joins_at) {
+      held_joins_done = true;
+      SequentialJoins(stubs[0].get(), absl::GetFlag(FLAGS_held_sequential_joins),
+                      absl::GetFlag(FLAGS_sequential_registered), "sequential joins while held");
+      std::fflush(stdout);
+    }
     if (rate > 0 && !all.empty()) {
       absl::Time tick = absl::Now();
       int n = static_cast<int>(rate / 10);

@@ -11,7 +11,8 @@
 #   RSS per held session: (RSS at N - RSS at 0) / N
 #   server CPU and pingRoom/s while N sessions ping (vs N / interval)
 #   ping lateness p50 / p99 / p99.9 (sent minus scheduled)
-#   join latency through the gateway vs a direct HTTP call, one at a time
+#   join latency through the gateway (idle, and with the N held) vs a direct
+#   HTTP call, one at a time
 #   RSS after every session closed, and joins = leaves (VS answers counted)
 #   time to drain N sessions on SIGTERM, with every leave delivered
 # Bounded: every wait has a deadline; everything it starts is stopped on exit.
@@ -56,7 +57,8 @@ start_server A
 sleep 1
 rss0=$(rss_kib "$SERVER")
 "$bin/tests/load/load_generator" --target="127.0.0.1:$PORT" --sessions="$N" --channels=$CHANNELS \
-  --max_joining=2000 --sequential_joins=2000 --hold=$((INTERVAL * 4 + 5))s --close_mix=1,1,1 \
+  --max_joining=2000 --sequential_joins=2000 --held_sequential_joins=1000 \
+  --held_sequential_after=$((INTERVAL * 3 + 4))s --hold=$((INTERVAL * 4 + 5))s --close_mix=1,1,1 \
   --max_wait=600s > "$work/loadA.out" &
 LOAD=$!
 pids+=("$LOAD")
@@ -113,6 +115,8 @@ wait "$LOAD" || true
 tail -2 "$work/loadB.out"
 
 join_gw="$(sed -n 's/^sequential joins: .*p50=\([0-9]*\)us p99=\([0-9]*\)us/\1 \2/p' "$work/loadA.out")"
+join_held="$(sed -n 's/^sequential joins while held: .*p50=\([0-9]*\)us p99=\([0-9]*\)us/\1 \2/p' "$work/loadA.out")"
+read -r h50 h99 <<< "$join_held"
 join_direct="$(echo "$direct" | sed -n 's/.*p50=\([0-9]*\)us p99=\([0-9]*\)us/\1 \2/p')"
 read -r gw50 gw99 <<< "$join_gw"
 read -r d50 d99 <<< "$join_direct"
@@ -120,15 +124,15 @@ window=$(/usr/bin/python3 -c "print($t2 - $t1)")
 row=$(/usr/bin/python3 - <<EOF
 n=$N; rss0=$rss0; rssN=$rssN; after=$rss_after; w=$window
 cpu=($c2-$c1)/w; pings=($p2-$p1)/w
-print("| %s | %d | %s | %d | %.2f KiB | %.0f%% of a core | %.0f/s (want %.0f/s) | %.1f / %.1f / %.1f ms | %s / %s us | %s / %s us | %d KiB (at 0: %d KiB) | %s / %s | %s s / %.1f s | %s |" % (
+print("| %s | %d | %s | %d | %.2f KiB | %.0f%% of a core | %.0f/s (want %.0f/s) | %.1f / %.1f / %.1f ms | %s / %s us | %s / %s us | %s / %s us | %d KiB (at 0: %d KiB) | %s / %s | %s s / %.1f s | %s |" % (
     "$(date +%F)", n, "$(nproc)", $held, (rssN - rss0) / n, 100 * cpu, pings, n / $INTERVAL,
-    1000 * $late50, 1000 * $late99, 1000 * $late999, "$gw50", "$gw99", "$d50", "$d99",
+    1000 * $late50, 1000 * $late99, 1000 * $late999, "$gw50", "$gw99", "$h50", "$h99", "$d50", "$d99",
     after, rss0, "$joinsA", "$leavesA", "$last_leave", $drain, "$(echo "$drained" | grep -o 'leaves_sent=[0-9]* leaves_accepted=[0-9]*')"))
 EOF
 )
 echo
-echo "| date | N | nproc | held | RSS per session | server CPU while pinging | pingRoom delivered | ping lateness p50 / p99 / p99.9 | join via gateway p50 / p99 | join direct p50 / p99 | RSS after all closed | joins / leaves accepted (phase A) | drain on SIGTERM: last leave answered / process exited | drain leaves |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| date | N | nproc | held | RSS per session | server CPU while pinging | pingRoom delivered | ping lateness p50 / p99 / p99.9 | join via gateway p50 / p99 (idle) | join via gateway with N held p50 / p99 | join direct p50 / p99 | RSS after all closed | joins / leaves accepted (phase A) | drain on SIGTERM: last leave answered / process exited | drain leaves |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 echo "$row"
 if [ "$WRITE" = "--write" ]; then
   echo "$row" >> BENCHMARKS.md
