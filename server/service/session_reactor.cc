@@ -178,7 +178,7 @@ void SessionReactor::EnterEndingLocked(State from) {
   if (from == State::kJoining) context_->registry->RemoveJoining(*core_);
   if (from == State::kJoined) context_->registry->RemoveJoined(*core_);
   if (presence_ != nullptr) presence_->Detach(*core_, departure_);
-  if (cancelled_) queued_.clear();  // Nobody will read it.
+  if (cancelled_ && writes_ != nullptr) writes_->queued.clear();  // Nobody will read it.
   log::Info("session_ended",
             {{"session", core_->id()},
              {"performer", absl::StrCat(core_->identity().performer_id)},
@@ -197,7 +197,7 @@ void SessionReactor::EndLocked(grpc::Status status) {
 
 void SessionReactor::MaybeFinishLocked() {
   if (state_ != State::kEnding) return;
-  if (!abandon_writes_ && (in_flight_.has_value() || !queued_.empty())) return;
+  if (!abandon_writes_ && writes_ != nullptr) return;
   EnterLocked(State::kFinished);
 }
 
@@ -232,16 +232,16 @@ void SessionReactor::OnReadDone(bool ok) {
 
 void SessionReactor::OnWriteDone(bool ok) {
   absl::MutexLock lock(&mu_);
-  in_flight_.reset();
+  if (ok && !writes_->queued.empty()) {
+    writes_->in_flight = std::move(writes_->queued.front());
+    writes_->queued.erase(writes_->queued.begin());
+    StartWrite(&writes_->in_flight);
+    return;
+  }
+  writes_.reset();
   if (!ok) {
-    queued_.clear();
     departure_ = presences::Departure::kLost;
     EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the stream broke while writing"));
-  } else if (!queued_.empty()) {
-    in_flight_ = std::move(queued_.front());
-    queued_.erase(queued_.begin());
-    StartWrite(&*in_flight_);
-    return;
   }
   MaybeFinishLocked();
 }
@@ -478,9 +478,9 @@ void SessionReactor::EndForBoot() {
 
 void SessionReactor::WriteLocked(SessionResponse response) {
   if (state_ == State::kFinished || cancelled_ || abandon_writes_) return;
-  if (in_flight_.has_value()) {
-    if (queued_.size() >= kMaxQueuedWrites) {
-      queued_.clear();
+  if (writes_ != nullptr) {
+    if (writes_->queued.size() >= kMaxQueuedWrites) {
+      writes_->queued.clear();
       abandon_writes_ = true;
       EndLocked(
           grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -488,11 +488,12 @@ void SessionReactor::WriteLocked(SessionResponse response) {
                                     " responses were waiting; the session was left")));
       return;
     }
-    queued_.push_back(std::move(response));
+    writes_->queued.push_back(std::move(response));
     return;
   }
-  in_flight_ = std::move(response);
-  StartWrite(&*in_flight_);
+  writes_ = std::make_unique<Writes>();
+  writes_->in_flight = std::move(response);
+  StartWrite(&writes_->in_flight);
 }
 
 }  // namespace presence::service

@@ -113,9 +113,13 @@ class SessionReactor final
   std::unique_ptr<const vs::JoinRoomRequest> join_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<presences::Presence> presence_ ABSL_GUARDED_BY(mu_);
   // The message being written (its address is what StartWrite holds), and
-  // those waiting behind it. Nothing is allocated while the queue is idle.
-  std::optional<presence::v1::SessionResponse> in_flight_ ABSL_GUARDED_BY(mu_);
-  std::vector<presence::v1::SessionResponse> queued_ ABSL_GUARDED_BY(mu_);
+  // those waiting behind it. Allocated while writing: an idle stream pays a
+  // pointer.
+  struct Writes {
+    presence::v1::SessionResponse in_flight;
+    std::vector<presence::v1::SessionResponse> queued;
+  };
+  std::unique_ptr<Writes> writes_ ABSL_GUARDED_BY(mu_);
   bool credits_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<int64_t> pending_credits_ ABSL_GUARDED_BY(mu_);
   // Client messages after the join (set on entering kJoined).

@@ -58,7 +58,7 @@ sleep 1
 rss0=$(rss_kib "$SERVER")
 "$bin/tests/load/load_generator" --target="127.0.0.1:$PORT" --sessions="$N" --channels=$CHANNELS \
   --max_joining=2000 --sequential_joins=2000 --held_sequential_joins=1000 \
-  --held_sequential_after=$((INTERVAL * 3 + 4))s --hold=$((INTERVAL * 4 + 5))s --close_mix=1,1,1 \
+  --held_sequential_after=$((INTERVAL * 3 + 7))s --hold=$((INTERVAL * 4 + 5))s --close_mix=1,1,1 \
   --max_wait=600s > "$work/loadA.out" &
 LOAD=$!
 pids+=("$LOAD")
@@ -74,6 +74,10 @@ held=$(metric "$MPORT" presence_sessions_joined)
 late50=$(metric "$MPORT" 'presence_ping_lateness_quantile_seconds{quantile="0.5"}')
 late99=$(metric "$MPORT" 'presence_ping_lateness_quantile_seconds{quantile="0.99"}')
 late999=$(metric "$MPORT" 'presence_ping_lateness_quantile_seconds{quantile="0.999"}')
+# Direct joins to VS while the N are held and pinging (before the load
+# generator's own joins with the N held, --held_sequential_after).
+direct_held="$("$bin/server/vs/vs_client_benchmark" --sequential=1000 --vs_url="$VS_URL" | tail -1)"
+echo "while held: $direct_held"
 wait "$LOAD" || true
 cat "$work/loadA.out" | tail -2
 deadline=$((SECONDS + 120))
@@ -117,6 +121,7 @@ tail -2 "$work/loadB.out"
 join_gw="$(sed -n 's/^sequential joins: .*p50=\([0-9]*\)us p99=\([0-9]*\)us/\1 \2/p' "$work/loadA.out")"
 join_held="$(sed -n 's/^sequential joins while held: .*p50=\([0-9]*\)us p99=\([0-9]*\)us/\1 \2/p' "$work/loadA.out")"
 read -r h50 h99 <<< "$join_held"
+read -r dh50 dh99 <<< "$(echo "$direct_held" | sed -n 's/.*p50=\([0-9]*\)us p99=\([0-9]*\)us/\1 \2/p')"
 join_direct="$(echo "$direct" | sed -n 's/.*p50=\([0-9]*\)us p99=\([0-9]*\)us/\1 \2/p')"
 read -r gw50 gw99 <<< "$join_gw"
 read -r d50 d99 <<< "$join_direct"
@@ -124,15 +129,15 @@ window=$(/usr/bin/python3 -c "print($t2 - $t1)")
 row=$(/usr/bin/python3 - <<EOF
 n=$N; rss0=$rss0; rssN=$rssN; after=$rss_after; w=$window
 cpu=($c2-$c1)/w; pings=($p2-$p1)/w
-print("| %s | %d | %s | %d | %.2f KiB | %.0f%% of a core | %.0f/s (want %.0f/s) | %.1f / %.1f / %.1f ms | %s / %s us | %s / %s us | %s / %s us | %d KiB (at 0: %d KiB) | %s / %s | %s s / %.1f s | %s |" % (
+print("| %s | %d | %s | %d | %.2f KiB | %.0f%% of a core | %.0f/s (want %.0f/s) | %.1f / %.1f / %.1f ms | %s / %s us | %s / %s us | %s / %s us | %s / %s us | %d KiB (at 0: %d KiB) | %s / %s | %s s / %.1f s | %s |" % (
     "$(date +%F)", n, "$(nproc)", $held, (rssN - rss0) / n, 100 * cpu, pings, n / $INTERVAL,
-    1000 * $late50, 1000 * $late99, 1000 * $late999, "$gw50", "$gw99", "$h50", "$h99", "$d50", "$d99",
+    1000 * $late50, 1000 * $late99, 1000 * $late999, "$gw50", "$gw99", "$h50", "$h99", "$d50", "$d99", "$dh50", "$dh99",
     after, rss0, "$joinsA", "$leavesA", "$last_leave", $drain, "$(echo "$drained" | grep -o 'leaves_sent=[0-9]* leaves_accepted=[0-9]*')"))
 EOF
 )
 echo
-echo "| date | N | nproc | held | RSS per session | server CPU while pinging | pingRoom delivered | ping lateness p50 / p99 / p99.9 | join via gateway p50 / p99 (idle) | join via gateway with N held p50 / p99 | join direct p50 / p99 | RSS after all closed | joins / leaves accepted (phase A) | drain on SIGTERM: last leave answered / process exited | drain leaves |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| date | N | nproc | held | RSS per session | server CPU while pinging | pingRoom delivered | ping lateness p50 / p99 / p99.9 | join via gateway p50 / p99 (idle) | join via gateway with N held p50 / p99 | join direct p50 / p99 (idle) | join direct with N held p50 / p99 | RSS after all closed | joins / leaves accepted (phase A) | drain on SIGTERM: last leave answered / process exited | drain leaves |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 echo "$row"
 if [ "$WRITE" = "--write" ]; then
   echo "$row" >> BENCHMARKS.md
