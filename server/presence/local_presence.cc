@@ -24,7 +24,7 @@ constexpr absl::Duration kReleaseRetry = absl::Milliseconds(500);
 LocalPresence::LocalPresence(const PresenceContext* context, std::string id,
                              vs::JoinRoomRequest join, PresenceOwner* owner, bool shared)
     : context_(context),
-      id_(std::move(id)),
+      id_(id),
       join_(std::move(join)),
       coordinated_(shared && context->coordinator != nullptr && join_.customer_id.has_value()),
       owner_(owner),
@@ -48,7 +48,7 @@ void LocalPresence::TakeOver(std::shared_ptr<SessionCore> first, HoldRecord view
     streams_.push_back(std::move(first));
   }
   std::shared_ptr<LocalPresence> self = shared_from_this();
-  context_->holds->Take(viewer, id_, [self](std::optional<HoldExchange::Taken> taken) {
+  context_->holds->Take(viewer, id_.str(), [self](std::optional<HoldExchange::Taken> taken) {
     self->OnTaken(std::move(taken));
   });
 }
@@ -148,7 +148,7 @@ std::optional<JoinAnswer> LocalPresence::SendJoin(const SessionCore* caller) {
   // Before VS can act on it: a crash while the join is at VS still leaves it.
   if (context_->journal != nullptr) {
     context_->journal->RecordIntent(
-        {id_, join_.performer_id, join_.customer_id, join_.nickname, /*confirmed=*/false});
+        {id_.str(), join_.performer_id, join_.customer_id, join_.nickname, /*confirmed=*/false});
   }
   std::shared_ptr<LocalPresence> self = shared_from_this();
   absl::Status taken =
@@ -219,7 +219,7 @@ void LocalPresence::FinishJoin(const JoinAnswer& answer, const SessionCore* told
     if (vs::OutcomeUnknown(result)) {
       StartLeave(LeaveSender::Kind::kBestEffort);
     } else if (context_->journal != nullptr) {
-      context_->journal->RecordLeft(id_);
+      context_->journal->RecordLeft(id_.str());
     }
     Gone();
   }
@@ -235,9 +235,10 @@ std::vector<std::shared_ptr<SessionCore>> LocalPresence::SettleJoinLocked(const 
   // A presence shared from another replica owes VS no leave of this
   // replica's own after a crash: the fleet's records cover it.
   if (context_->journal != nullptr && via_.load() != Via::kFleetShare) {
-    context_->journal->RecordJoin({id_, join_.performer_id, join_.customer_id, display_nickname_});
+    context_->journal->RecordJoin(
+        {id_.str(), join_.performer_id, join_.customer_id, display_nickname_});
   }
-  if (context_->records != nullptr) context_->records->Joined(id_, room_presence());
+  if (context_->records != nullptr) context_->records->Joined(id_.str(), room_presence());
   *leave_now = streams_.empty();
   state_ = *leave_now ? State::kLeaving : State::kJoined;
   if (!*leave_now) {
@@ -286,7 +287,7 @@ void LocalPresence::RestoreHeld(std::string display_nickname, int holds, bool fl
     display_nickname_ = std::move(display_nickname);
     held_ = holds;
   }
-  if (context_->records != nullptr) context_->records->Joined(id_, room_presence());
+  if (context_->records != nullptr) context_->records->Joined(id_.str(), room_presence());
   session::PingScheduler* scheduler = context_->scheduler;
   scheduler->Add(shared_from_this(), scheduler->clock()->Now() - scheduler->interval());
 }
@@ -327,8 +328,8 @@ void LocalPresence::DropHold() {
     return;
   }
   // Solo: its record moved to the taker, which leaves it in time.
-  if (context_->journal != nullptr) context_->journal->RecordLeft(id_);
-  if (context_->records != nullptr) context_->records->Left(id_);
+  if (context_->journal != nullptr) context_->journal->RecordLeft(id_.str());
+  if (context_->records != nullptr) context_->records->Left(id_.str());
   Gone();
 }
 
@@ -358,7 +359,7 @@ void LocalPresence::StartLeave(LeaveSender::Kind kind) {
   vs::RoomPresence presence = room_presence();
   if (kind == LeaveSender::Kind::kBestEffort) presence.nickname = join_.nickname;
   std::shared_ptr<LocalPresence> self = shared_from_this();
-  context_->leaves->Send(id_, presence, kind, [self, kind] {
+  context_->leaves->Send(id_.str(), presence, kind, [self, kind] {
     if (kind == LeaveSender::Kind::kLeave) self->Gone();
   });
 }
@@ -374,15 +375,15 @@ void LocalPresence::OnRelease(PresenceCoordinator::Released released) {
   std::shared_ptr<LocalPresence> self = shared_from_this();
   switch (released) {
     case PresenceCoordinator::Released::kLast:
-      context_->leaves->Send(id_, room_presence(), LeaveSender::Kind::kLeave, [self] {
+      context_->leaves->Send(id_.str(), room_presence(), LeaveSender::Kind::kLeave, [self] {
         self->context_->coordinator->Gone(self->join_.performer_id, *self->join_.customer_id);
         self->Gone();
       });
       return;
     case PresenceCoordinator::Released::kStay:
       // Other replicas hold it: nothing is owed to VS from here.
-      if (context_->journal != nullptr) context_->journal->RecordLeft(id_);
-      if (context_->records != nullptr) context_->records->Left(id_);
+      if (context_->journal != nullptr) context_->journal->RecordLeft(id_.str());
+      if (context_->records != nullptr) context_->records->Left(id_.str());
       Gone();
       return;
     case PresenceCoordinator::Released::kRetry:

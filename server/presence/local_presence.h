@@ -35,6 +35,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
+#include "server/base/short_string.h"
 #include "server/presence/leave_sender.h"
 #include "server/presence/presence.h"
 #include "server/presence/presence_context.h"
@@ -114,7 +115,7 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   // other replicas holding it do not.
   void SetPinging(bool owner) { pinging_.store(owner, std::memory_order_release); }
 
-  const std::string& id() const { return id_; }
+  std::string id() const { return id_.str(); }
   const vs::JoinRoomRequest& join() const { return join_; }
   // A registered customer's presence, shared by the customer's streams.
   bool shared() const { return shared_; }
@@ -166,7 +167,7 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   vs::RoomPresence room_presence() const;
 
   const PresenceContext* const context_;
-  const std::string id_;
+  const base::ShortString id_;
   const vs::JoinRoomRequest join_;
   // Shared and in a fleet: claims and releases go through the coordinator.
   const bool coordinated_;

@@ -19,8 +19,10 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/base/short_string.h"
 #include "server/vs/vs_result.h"
 
 namespace presence::session {
@@ -75,9 +77,10 @@ class SessionStream {
 
 class SessionCore {
  public:
-  SessionCore(std::string id, SessionStream* stream) : id_(std::move(id)), stream_(stream) {}
+  SessionCore(absl::string_view id, SessionStream* stream) : id_(id), stream_(stream) {}
 
-  const std::string& id() const { return id_; }
+  std::string id() const { return id_.str(); }
+  absl::string_view id_view() const { return id_.view(); }
 
   void set_identity(SessionIdentity identity) { identity_ = std::move(identity); }
   void set_joined(std::string display_nickname, absl::Time joined_at,
@@ -88,8 +91,8 @@ class SessionCore {
   }
   const SessionIdentity& identity() const { return identity_; }
   // The id the client sees: a resumed session keeps its first stream's.
-  const std::string& public_id() const {
-    return identity_.resumable != nullptr ? identity_.resumable->session_id : id_;
+  std::string public_id() const {
+    return identity_.resumable != nullptr ? identity_.resumable->session_id : id_.str();
   }
 
   // Runs fn(stream) while the stream is attached and returns true; returns
@@ -109,7 +112,7 @@ class SessionCore {
   }
 
  private:
-  const std::string id_;
+  const base::ShortString id_;
   SessionIdentity identity_;
   absl::Mutex mu_;
   SessionStream* stream_ ABSL_GUARDED_BY(mu_);

@@ -58,7 +58,7 @@ std::vector<std::shared_ptr<SessionCore>> SessionRegistry::Room(int64_t performe
     if (a->identity().joined_at != b->identity().joined_at) {
       return a->identity().joined_at < b->identity().joined_at;
     }
-    return a->id() < b->id();
+    return a->id_view() < b->id_view();
   });
   return out;
 }
