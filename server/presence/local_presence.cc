@@ -27,8 +27,8 @@ LocalPresence::LocalPresence(const PresenceContext* context, std::string id,
       id_(id),
       join_(std::move(join)),
       coordinated_(shared && context->coordinator != nullptr && join_.customer_id.has_value()),
-      owner_(owner),
-      shared_(shared) {}
+      shared_(shared),
+      owner_(owner) {}
 
 std::optional<JoinAnswer> LocalPresence::Join(std::shared_ptr<SessionCore> first) {
   {

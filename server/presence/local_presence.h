@@ -166,11 +166,14 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
                    const session::JoinAnswer& answer);
   vs::RoomPresence room_presence() const;
 
+  // Members are ordered so that the small ones share padding: every held
+  // presence pays for this object.
   const PresenceContext* const context_;
   const base::ShortString id_;
   const vs::JoinRoomRequest join_;
   // Shared and in a fleet: claims and releases go through the coordinator.
   const bool coordinated_;
+  const bool shared_;
   // False while another replica pings the presence (a fleet's follower).
   std::atomic<bool> pinging_{true};
   std::atomic<Via> via_{Via::kVs};
@@ -181,13 +184,12 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   int waits_ = 0;
   absl::Time wait_deadline_;
   PresenceOwner* const owner_;
-  const bool shared_;
 
   mutable absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kJoining;
+  int held_ ABSL_GUARDED_BY(mu_) = 0;  // Sessions held for a resume.
   std::vector<std::shared_ptr<session::SessionCore>> streams_ ABSL_GUARDED_BY(mu_);
   std::vector<absl::AnyInvocable<void() &&>> after_gone_ ABSL_GUARDED_BY(mu_);
-  int held_ ABSL_GUARDED_BY(mu_) = 0;  // Sessions held for a resume.
   // Written once, when the join is accepted (before kJoined is visible).
   std::string display_nickname_;
 };

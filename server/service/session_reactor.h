@@ -94,18 +94,24 @@ class SessionReactor final
   const std::shared_ptr<session::SessionCore> core_;
   const absl::Time started_;  // Of context_->clock.
 
+  // Each member below is paid by every held stream: what only some phases
+  // need is allocated for them, and the small ones are kept together so that
+  // they share padding.
   absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kAwaitingJoin;
-  // Set on entering kEnding. Each member here is paid by every held stream,
-  // so what only some phases need is allocated for them.
-  std::unique_ptr<const grpc::Status> end_status_ ABSL_GUARDED_BY(mu_);
-  bool counted_ ABSL_GUARDED_BY(mu_) = false;  // Holds a slot of --max_sessions.
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   // Lost (cancelled, broken) rather than left: the session may be held.
   presences::Departure departure_ ABSL_GUARDED_BY(mu_) = presences::Departure::kLeft;
+  bool counted_ ABSL_GUARDED_BY(mu_) = false;  // Holds a slot of --max_sessions.
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool resumed_ ABSL_GUARDED_BY(mu_) = false;  // Took over a held session.
   // The client stopped reading: Finish without waiting for queued writes.
   bool abandon_writes_ ABSL_GUARDED_BY(mu_) = false;
+  bool credits_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  // The kind of the last notice written (see last_notice_at_).
+  presence::v1::NoticeKind last_notice_kind_ ABSL_GUARDED_BY(mu_) =
+      presence::v1::NOTICE_KIND_UNSPECIFIED;
+  // Set on entering kEnding.
+  std::unique_ptr<const grpc::Status> end_status_ ABSL_GUARDED_BY(mu_);
   // Armed while kAwaitingJoin (--join_timeout).
   std::unique_ptr<grpc::Alarm> join_alarm_ ABSL_GUARDED_BY(mu_);
   presence::v1::SessionRequest request_ ABSL_GUARDED_BY(mu_);
@@ -120,7 +126,6 @@ class SessionReactor final
     std::vector<presence::v1::SessionResponse> queued;
   };
   std::unique_ptr<Writes> writes_ ABSL_GUARDED_BY(mu_);
-  bool credits_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<int64_t> pending_credits_ ABSL_GUARDED_BY(mu_);
   // Client messages after the join (set on entering kJoined).
   std::optional<base::TokenBucket> bucket_ ABSL_GUARDED_BY(mu_);
@@ -128,8 +133,6 @@ class SessionReactor final
   // again within kNoticeQuietPeriod is not written (an upstream in trouble
   // must not become a flood of gRPC writes).
   absl::Time last_notice_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  presence::v1::NoticeKind last_notice_kind_ ABSL_GUARDED_BY(mu_) =
-      presence::v1::NOTICE_KIND_UNSPECIFIED;
 };
 
 }  // namespace presence::service
