@@ -22,5 +22,36 @@ else:
 PY
 }
 
+buckets() {  # buckets PORT NAME: a histogram's cumulative "le count" lines from /metrics
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import sys, urllib.request
+page = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode()
+prefix = sys.argv[2] + '_bucket{le="'
+for line in page.splitlines():
+    if line.startswith(prefix):
+        le, count = line[len(prefix):].split('"} ')
+        print(le, count)
+PY
+}
+
+window_quantiles() {  # window_quantiles FILE1 FILE2: "p50 p99 p99.9 late5" of the observations between two buckets() dumps
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import sys
+def read(path):
+    return [(float(le), int(float(c))) for le, c in (l.split() for l in open(path))]
+a, b = read(sys.argv[1]), read(sys.argv[2])
+delta = [(le, cb - ca) for (le, ca), (_, cb) in zip(a, b)]
+total = delta[-1][1]
+def bound(q):  # the smallest bucket bound holding a share q of the window's observations
+    for le, c in delta:
+        if total and c >= q * total:
+            return le
+    return float("nan")
+within5 = dict(delta).get(0.005, 0)
+late5 = 100.0 * (total - within5) / total if total else float("nan")
+print("%g %g %g %.3f" % (1000 * bound(0.5), 1000 * bound(0.99), 1000 * bound(0.999), late5))
+PY
+}
+
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }

@@ -235,6 +235,94 @@ void SequentialJoins(presence::v1::Presence::Stub* stub, int count, bool registe
               absl::ToDoubleMicroseconds(latency.Percentile(0.99)));
 }
 
+// Holds the sessions for --hold, with activity if asked, and the
+// --held_sequential_joins on the way. Returns early if every session ended
+// and none is to be closed.
+void Hold(const std::vector<std::unique_ptr<Session>>& all, Totals& totals,
+          presence::v1::Presence::Stub* stub, bool close) {
+  const absl::Time hold_end = absl::Now() + absl::GetFlag(FLAGS_hold);
+  const double rate = absl::GetFlag(FLAGS_activity_per_second);
+  absl::BitGen gen;
+  const absl::Time held_joins_at = absl::Now() + absl::GetFlag(FLAGS_held_sequential_after);
+  bool held_joins_done = absl::GetFlag(FLAGS_held_sequential_joins) <= 0;
+  while (absl::Now() < hold_end) {
+    if (!held_joins_done && absl::Now() >= held_joins_at) {
+      held_joins_done = true;
+      SequentialJoins(stub, absl::GetFlag(FLAGS_held_sequential_joins),
+                      absl::GetFlag(FLAGS_sequential_registered), "sequential joins while held");
+      std::fflush(stdout);
+    }
+    if (rate > 0 && !all.empty()) {
+      absl::Time tick = absl::Now();
+      int n = static_cast<int>(rate / 10);
+      for (int k = 0; k < n; ++k) all[absl::Uniform<size_t>(gen, 0, all.size())]->Activity();
+      absl::SleepFor(absl::Milliseconds(100) - (absl::Now() - tick));
+    } else {
+      absl::SleepFor(std::min(absl::Milliseconds(100), hold_end - absl::Now()));
+    }
+    absl::MutexLock lock(&totals.mu);
+    if (!close && totals.ended == static_cast<int64_t>(all.size())) break;
+  }
+}
+
+// Opens `sessions` streams over the stubs, --max_joining joins outstanding at
+// once, and waits (until `give_up`) for every join to be answered.
+void Open(const std::vector<std::unique_ptr<presence::v1::Presence::Stub>>& stubs, int sessions,
+          absl::Time give_up, Totals& totals, std::vector<std::unique_ptr<Session>>& all) {
+  all.reserve(sessions);
+  const int performers = std::max(1, absl::GetFlag(FLAGS_performers));
+  const int max_joining = std::max(1, absl::GetFlag(FLAGS_max_joining));
+  const int channels = static_cast<int>(stubs.size());
+  for (int i = 0; i < sessions; ++i) {
+    {
+      absl::MutexLock lock(&totals.mu);
+      auto room = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(totals.mu) {
+        return totals.joining < max_joining;
+      };
+      if (!totals.mu.AwaitWithDeadline(absl::Condition(&room), give_up)) break;
+      ++totals.joining;
+    }
+    all.push_back(
+        std::make_unique<Session>(stubs[i % channels].get(), &totals, i, 1 + i % performers));
+  }
+  absl::MutexLock lock(&totals.mu);
+  auto settled = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(totals.mu) { return totals.joining == 0; };
+  totals.mu.AwaitWithDeadline(absl::Condition(&settled), give_up);
+}
+
+void ReportClosed(Totals& totals, absl::Duration took) ABSL_EXCLUSIVE_LOCKS_REQUIRED(totals.mu) {
+  std::printf("CLOSED %ld\n", static_cast<long>(totals.ended));
+  std::printf("closed in %.2fs; activity sent %ld; notices %ld; final status by code:",
+              absl::ToDoubleSeconds(took), static_cast<long>(totals.activities.load()),
+              static_cast<long>(totals.notices.load()));
+  for (const auto& [code, n] : totals.codes)
+    std::printf(" %s=%ld", code.c_str(), static_cast<long>(n));
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+// --close_mix: three weights, not all zero.
+bool ParseCloseMix(absl::string_view mix, std::vector<int>* weights) {
+  for (absl::string_view w : absl::StrSplit(mix, ',')) {
+    int n = 0;
+    if (!absl::SimpleAtoi(w, &n) || n < 0) return false;
+    weights->push_back(n);
+  }
+  return weights->size() == 3 && (*weights)[0] + (*weights)[1] + (*weights)[2] > 0;
+}
+
+// Ends every session, by leave, half-close or cancel in --close_mix's weights.
+void CloseAll(const std::vector<std::unique_ptr<Session>>& all, const std::vector<int>& weights) {
+  int total_weight = weights[0] + weights[1] + weights[2];
+  for (size_t i = 0; i < all.size(); ++i) {
+    int pick = static_cast<int>(i % total_weight);
+    CloseBy how = pick < weights[0]                ? CloseBy::kLeave
+                  : pick < weights[0] + weights[1] ? CloseBy::kHalfClose
+                                                   : CloseBy::kCancel;
+    all[i]->Close(how);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -244,21 +332,11 @@ int main(int argc, char** argv) {
   const int channels = std::max(1, absl::GetFlag(FLAGS_channels));
   const absl::Duration max_wait = absl::GetFlag(FLAGS_max_wait);
 
+  const bool close = absl::GetFlag(FLAGS_close_mix) != "none";
   std::vector<int> weights;
-  bool close = absl::GetFlag(FLAGS_close_mix) != "none";
-  if (close) {
-    for (absl::string_view w : absl::StrSplit(absl::GetFlag(FLAGS_close_mix), ',')) {
-      int n = 0;
-      if (!absl::SimpleAtoi(w, &n) || n < 0) {
-        std::fprintf(stderr, "--close_mix takes three weights, e.g. 1,1,1\n");
-        return 2;
-      }
-      weights.push_back(n);
-    }
-    if (weights.size() != 3 || weights[0] + weights[1] + weights[2] == 0) {
-      std::fprintf(stderr, "--close_mix takes three weights, e.g. 1,1,1\n");
-      return 2;
-    }
+  if (close && !ParseCloseMix(absl::GetFlag(FLAGS_close_mix), &weights)) {
+    std::fprintf(stderr, "--close_mix takes three weights, e.g. 1,1,1\n");
+    return 2;
   }
 
   std::vector<std::unique_ptr<presence::v1::Presence::Stub>> stubs;
@@ -277,28 +355,8 @@ int main(int argc, char** argv) {
 
   Totals totals;
   std::vector<std::unique_ptr<Session>> all;
-  all.reserve(sessions);
-  const int performers = std::max(1, absl::GetFlag(FLAGS_performers));
-  const int max_joining = std::max(1, absl::GetFlag(FLAGS_max_joining));
   absl::Time open_start = absl::Now();
-  absl::Time give_up = open_start + max_wait;
-  for (int i = 0; i < sessions; ++i) {
-    {
-      absl::MutexLock lock(&totals.mu);
-      auto room = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(totals.mu) {
-        return totals.joining < max_joining;
-      };
-      if (!totals.mu.AwaitWithDeadline(absl::Condition(&room), give_up)) break;
-      ++totals.joining;
-    }
-    all.push_back(
-        std::make_unique<Session>(stubs[i % channels].get(), &totals, i, 1 + i % performers));
-  }
-  {
-    absl::MutexLock lock(&totals.mu);
-    auto settled = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(totals.mu) { return totals.joining == 0; };
-    totals.mu.AwaitWithDeadline(absl::Condition(&settled), give_up);
-  }
+  Open(stubs, sessions, open_start + max_wait, totals, all);
   absl::Duration open_time = absl::Now() - open_start;
   int64_t joined;
   {
@@ -314,42 +372,9 @@ int main(int argc, char** argv) {
       absl::ToDoubleMilliseconds(totals.join_latency.Percentile(1.0)));
   std::fflush(stdout);
 
-  // Hold, with activity if asked.
-  absl::Time hold_end = absl::Now() + absl::GetFlag(FLAGS_hold);
-  const double rate = absl::GetFlag(FLAGS_activity_per_second);
-  absl::BitGen gen;
-  const absl::Time held_joins_at = absl::Now() + absl::GetFlag(FLAGS_held_sequential_after);
-  bool held_joins_done = absl::GetFlag(FLAGS_held_sequential_joins) <= 0;
-  while (absl::Now() < hold_end) {
-    if (!held_joins_done && absl::Now() >= held_joins_at) {
-      held_joins_done = true;
-      SequentialJoins(stubs[0].get(), absl::GetFlag(FLAGS_held_sequential_joins),
-                      absl::GetFlag(FLAGS_sequential_registered), "sequential joins while held");
-      std::fflush(stdout);
-    }
-    if (rate > 0 && !all.empty()) {
-      absl::Time tick = absl::Now();
-      int n = static_cast<int>(rate / 10);
-      for (int k = 0; k < n; ++k) all[absl::Uniform<size_t>(gen, 0, all.size())]->Activity();
-      absl::SleepFor(absl::Milliseconds(100) - (absl::Now() - tick));
-    } else {
-      absl::SleepFor(std::min(absl::Milliseconds(100), hold_end - absl::Now()));
-    }
-    absl::MutexLock lock(&totals.mu);
-    if (!close && totals.ended == static_cast<int64_t>(all.size())) break;
-  }
-
+  Hold(all, totals, stubs[0].get(), close);
   absl::Time close_start = absl::Now();
-  if (close) {
-    int total_weight = weights[0] + weights[1] + weights[2];
-    for (size_t i = 0; i < all.size(); ++i) {
-      int pick = static_cast<int>(i % total_weight);
-      CloseBy how = pick < weights[0]                ? CloseBy::kLeave
-                    : pick < weights[0] + weights[1] ? CloseBy::kHalfClose
-                                                     : CloseBy::kCancel;
-      all[i]->Close(how);
-    }
-  }
+  if (close) CloseAll(all, weights);
   {
     absl::MutexLock lock(&totals.mu);
     auto ended = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(totals.mu) {
@@ -358,15 +383,7 @@ int main(int argc, char** argv) {
     totals.mu.AwaitWithDeadline(absl::Condition(&ended), absl::Now() + max_wait);
   }
   absl::MutexLock lock(&totals.mu);
-  std::printf("CLOSED %ld\n", static_cast<long>(totals.ended));
-  std::printf("closed in %.2fs; activity sent %ld; notices %ld; final status by code:",
-              absl::ToDoubleSeconds(absl::Now() - close_start),
-              static_cast<long>(totals.activities.load()),
-              static_cast<long>(totals.notices.load()));
-  for (const auto& [code, n] : totals.codes)
-    std::printf(" %s=%ld", code.c_str(), static_cast<long>(n));
-  std::printf("\n");
-  std::fflush(stdout);
+  ReportClosed(totals, absl::Now() - close_start);
   bool complete = totals.ended == static_cast<int64_t>(all.size());
   // Streams not ended by now would be torn down under their reactors: leave
   // them to process exit.

@@ -10,7 +10,9 @@
 # Prints, and with --write appends to BENCHMARKS.md, a row with:
 #   RSS per held session: (RSS at N - RSS at 0) / N
 #   server CPU and pingRoom/s while N sessions ping (vs N / interval)
-#   ping lateness p50 / p99 / p99.9 (sent minus scheduled)
+#   ping lateness p50 / p99 / p99.9 (sent minus scheduled), since start and in
+#   the measuring window (from the histogram's buckets: bounds, and the share
+#   of the window's pings later than 5 ms)
 #   join latency through the gateway (idle, and with the N held) vs a direct
 #   HTTP call, one at a time
 #   RSS after every session closed, and joins = leaves (VS answers counted)
@@ -68,8 +70,11 @@ cat "$work/loadA.out"
 sleep $((INTERVAL + 2))
 rssN=$(rss_kib "$SERVER")
 c1=$(cpu_s "$SERVER"); p1=$(metric "$MPORT" 'presence_pings_total{outcome="accepted"}'); t1=$(date +%s.%N)
+buckets "$MPORT" presence_ping_lateness_seconds > "$work/late1"
 sleep $((INTERVAL * 2))
 c2=$(cpu_s "$SERVER"); p2=$(metric "$MPORT" 'presence_pings_total{outcome="accepted"}'); t2=$(date +%s.%N)
+buckets "$MPORT" presence_ping_lateness_seconds > "$work/late2"
+read -r wl50 wl99 wl999 wlate5 <<< "$(window_quantiles "$work/late1" "$work/late2")"
 held=$(metric "$MPORT" presence_sessions_joined)
 late50=$(metric "$MPORT" 'presence_ping_lateness_quantile_seconds{quantile="0.5"}')
 late99=$(metric "$MPORT" 'presence_ping_lateness_quantile_seconds{quantile="0.99"}')
@@ -129,15 +134,15 @@ window=$(/usr/bin/python3 -c "print($t2 - $t1)")
 row=$(/usr/bin/python3 - <<EOF
 n=$N; rss0=$rss0; rssN=$rssN; after=$rss_after; w=$window
 cpu=($c2-$c1)/w; pings=($p2-$p1)/w
-print("| %s | %d | %s | %d | %.2f KiB | %.0f%% of a core | %.0f/s (want %.0f/s) | %.1f / %.1f / %.1f ms | %s / %s us | %s / %s us | %s / %s us | %s / %s us | %d KiB (at 0: %d KiB) | %s / %s | %s s / %.1f s | %s |" % (
+print("| %s | %d | %s | %d | %.2f KiB | %.0f%% of a core | %.0f/s (want %.0f/s) | %.1f / %.1f / %.1f ms | %s / %s / %s ms, %s%% over 5 ms | %s / %s us | %s / %s us | %s / %s us | %s / %s us | %d KiB (at 0: %d KiB) | %s / %s | %s s / %.1f s | %s |" % (
     "$(date +%F)", n, "$(nproc)", $held, (rssN - rss0) / n, 100 * cpu, pings, n / $INTERVAL,
-    1000 * $late50, 1000 * $late99, 1000 * $late999, "$gw50", "$gw99", "$h50", "$h99", "$d50", "$d99", "$dh50", "$dh99",
+    1000 * $late50, 1000 * $late99, 1000 * $late999, "$wl50", "$wl99", "$wl999", "$wlate5", "$gw50", "$gw99", "$h50", "$h99", "$d50", "$d99", "$dh50", "$dh99",
     after, rss0, "$joinsA", "$leavesA", "$last_leave", $drain, "$(echo "$drained" | grep -o 'leaves_sent=[0-9]* leaves_accepted=[0-9]*')"))
 EOF
 )
 echo
-echo "| date | N | nproc | held | RSS per session | server CPU while pinging | pingRoom delivered | ping lateness p50 / p99 / p99.9 | join via gateway p50 / p99 (idle) | join via gateway with N held p50 / p99 | join direct p50 / p99 (idle) | join direct with N held p50 / p99 | RSS after all closed | joins / leaves accepted (phase A) | drain on SIGTERM: last leave answered / process exited | drain leaves |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| date | N | nproc | held | RSS per session | server CPU while pinging | pingRoom delivered | ping lateness p50 / p99 / p99.9 (since start) | ping lateness in the window: p50 / p99 / p99.9 at most (bucket bounds), share over 5 ms | join via gateway p50 / p99 (idle) | join via gateway with N held p50 / p99 | join direct p50 / p99 (idle) | join direct with N held p50 / p99 | RSS after all closed | joins / leaves accepted (phase A) | drain on SIGTERM: last leave answered / process exited | drain leaves |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 echo "$row"
 if [ "$WRITE" = "--write" ]; then
   echo "$row" >> BENCHMARKS.md
