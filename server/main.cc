@@ -53,12 +53,6 @@ ABSL_FLAG(absl::Duration, join_timeout, absl::Seconds(10),
 ABSL_FLAG(int, max_streams_per_connection, 16384,
           "Concurrent Session streams on one HTTP/2 connection, at most.");
 ABSL_FLAG(int64_t, max_sessions, 200000, "Open sessions at most; more get RESOURCE_EXHAUSTED.");
-namespace {
-// After every leave is answered, how long gRPC may take to tear down the
-// ended streams before the process exits without it.
-constexpr absl::Duration kTeardownGrace = absl::Seconds(2);
-}  // namespace
-
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
           "On SIGTERM/SIGINT, how long to wait for the leaves to reach VS.");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain for TLS on the gRPC listener.");
@@ -91,6 +85,10 @@ ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
 ABSL_FLAG(bool, log_json, false, "Log one JSON object per line.");
 
 namespace {
+
+// After every leave is answered, how long gRPC may take to tear down the
+// ended streams before the process exits without it.
+constexpr absl::Duration kTeardownGrace = absl::Seconds(2);
 
 // Secrets never go through a flag: flags show up in `ps`.
 absl::StatusOr<std::string> ReadSecretFile(const std::string& path, const char* flag) {

@@ -113,11 +113,14 @@ return {h.session, h.nick, h.shared, owner}
 // moves to the taker; a shared one gains the taker as a holder (and owner, if
 // the holder owned it). The hold becomes a tombstone naming the taker until a
 // minute after its grace, and the holder (whoever holds it now) is told to
-// let go. 'late': the holder ended it first (its grace ran out, a boot).
+// let go. 'done' again when it ran already (a confirmation sent again because
+// its answer was lost); 'late': the holder ended it first (its grace ran out,
+// a boot).
 constexpr char kConfirmScript[] = R"lua(
 local fields = redis.call('HGETALL', KEYS[1])
 local h = {}
 for i = 1, #fields, 2 do h[fields[i]] = fields[i + 1] end
+if h.taken == ARGV[1] then return 'done' end
 if h.taking ~= ARGV[1] or h.by ~= ARGV[3] then return 'late' end
 if h.shared == '1' then
   local p = 'presence:{p:' .. h.performer .. ':' .. h.customer .. '}'

@@ -21,7 +21,7 @@ constexpr absl::Duration kReleaseRetry = absl::Milliseconds(500);
 
 }  // namespace
 
-LocalPresence::LocalPresence(const PresenceContext* context, std::string id,
+LocalPresence::LocalPresence(const PresenceContext* context, absl::string_view id,
                              vs::JoinRoomRequest join, PresenceOwner* owner, bool shared)
     : context_(context),
       id_(id),

@@ -34,6 +34,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "server/base/short_string.h"
 #include "server/presence/leave_sender.h"
@@ -62,7 +63,7 @@ class LocalPresence final : public Presence, public std::enable_shared_from_this
   // `id` names the presence in the journal and the log (its first stream's
   // session id). Without an `owner`, sessions are never held.
   // `shared`: a registered customer's presence, which a fleet coordinates.
-  LocalPresence(const PresenceContext* context, std::string id, vs::JoinRoomRequest join,
+  LocalPresence(const PresenceContext* context, absl::string_view id, vs::JoinRoomRequest join,
                 PresenceOwner* owner = nullptr, bool shared = false);
 
   // The first stream: sends joinRoom. Returns the answer when VS would not
