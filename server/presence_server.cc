@@ -87,6 +87,7 @@ absl::Status PresenceServer::StartCore(const PresenceServerOptions& options) {
   context_.registry = registry_.get();
   context_.vs = vs_.get();
   context_.clock = clock;
+  context_.scheduler = scheduler_.get();
   context_.auth_token = options.auth_token;
   context_.max_messages_per_second = options.max_messages_per_second;
   context_.credits_retry_window = options.credits_retry_window;

@@ -15,6 +15,7 @@
 #include "server/fleet/fleet.h"
 #include "server/metrics/gateway_counters.h"
 #include "server/presence/presence.h"
+#include "server/session/ping_scheduler.h"
 #include "server/session/session_registry.h"
 #include "server/vs/vs_client.h"
 
@@ -28,6 +29,8 @@ struct ServiceContext {
   vs::VsClient* vs = nullptr;
   // Monotonic: activity and the per-stream rate limit (the scheduler's clock).
   const base::Clock* clock = nullptr;
+  // The one timer thread: each stream's --join_timeout is a RunAt on it.
+  session::PingScheduler* scheduler = nullptr;
   metrics::GatewayCounters counters;
   std::atomic<bool> draining{false};
   // The drain holds joined sessions for the next start instead of leaving

@@ -99,12 +99,16 @@ SessionReactor::SessionReactor(ServiceContext* context, grpc::CallbackServerCont
   }
   counted_ = true;
   if (context_->join_timeout > absl::ZeroDuration()) {
-    join_alarm_ = std::make_unique<grpc::Alarm>();
-    join_alarm_->Set(
-        absl::ToChronoTime(absl::Now() + context_->join_timeout), [core = core_](bool fired) {
+    // On the scheduler's thread, not a grpc::Alarm: an alarm is a gRPC timer
+    // that each join cancelled, which hands its callback to gRPC's executor
+    // thread (a wake-up and an allocation per join). This timer is never
+    // cancelled: it finds the stream joined, or gone.
+    context_->scheduler->RunAt(
+        started_ + context_->join_timeout, [core = std::weak_ptr<session::SessionCore>(core_)] {
+          std::shared_ptr<session::SessionCore> alive = core.lock();
+          if (alive == nullptr) return;
           // The core's stream is always a SessionReactor.
-          if (!fired) return;
-          core->WithStream(
+          alive->WithStream(
               [](session::SessionStream* s) { static_cast<SessionReactor*>(s)->OnJoinTimeout(); });
         });
   }
@@ -144,7 +148,6 @@ void SessionReactor::EnterLocked(State next) {
 }
 
 void SessionReactor::EnterJoiningLocked() {
-  join_alarm_.reset();  // Cancels it.
   session::SessionIdentity identity;
   identity.performer_id = join_->performer_id;
   identity.customer_id = join_->customer_id;
@@ -174,7 +177,6 @@ void SessionReactor::EnterJoinedLocked() {
 }
 
 void SessionReactor::EnterEndingLocked(State from) {
-  join_alarm_.reset();
   if (from == State::kJoining) context_->registry->RemoveJoining(*core_);
   if (from == State::kJoined) context_->registry->RemoveJoined(*core_);
   if (presence_ != nullptr) presence_->Detach(*core_, departure_);

@@ -34,7 +34,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "grpcpp/alarm.h"
 #include "grpcpp/grpcpp.h"
 #include "presence/v1/presence.grpc.pb.h"
 #include "server/base/token_bucket.h"
@@ -112,8 +111,6 @@ class SessionReactor final
       presence::v1::NOTICE_KIND_UNSPECIFIED;
   // Set on entering kEnding.
   std::unique_ptr<const grpc::Status> end_status_ ABSL_GUARDED_BY(mu_);
-  // Armed while kAwaitingJoin (--join_timeout).
-  std::unique_ptr<grpc::Alarm> join_alarm_ ABSL_GUARDED_BY(mu_);
   presence::v1::SessionRequest request_ ABSL_GUARDED_BY(mu_);
   // From the join message until VS's answer.
   std::unique_ptr<const vs::JoinRoomRequest> join_ ABSL_GUARDED_BY(mu_);
