@@ -6,6 +6,8 @@
 #
 # PRESENCE_BENCH_SERVER_FLAGS adds flags to the server (e.g. --vs_event_loops=1).
 # PRESENCE_BENCH_SERVER_ENV adds environment variables to the server (e.g. MALLOC_ARENA_MAX=2).
+# PRESENCE_BENCH_GATEWAY runs another gateway binary in the server's place (the
+# Go baseline: tests/load/go_gateway/build.sh OUT, then PRESENCE_BENCH_GATEWAY=OUT).
 #
 # Prints, and with --write appends to BENCHMARKS.md, a row with:
 #   RSS per held session: (RSS at N - RSS at 0) / N
@@ -46,7 +48,7 @@ echo "$direct"
 start_server() {
   PORT="$(free_port)"
   MPORT="$(free_port)"
-  env VS_KEY=bench ${PRESENCE_BENCH_SERVER_ENV:-} "$bin/server/presence_server" --listen="127.0.0.1:$PORT" --vs_url="$VS_URL" \
+  env VS_KEY=bench ${PRESENCE_BENCH_SERVER_ENV:-} "${PRESENCE_BENCH_GATEWAY:-$bin/server/presence_server}" --listen="127.0.0.1:$PORT" --vs_url="$VS_URL" \
     --metrics_listen="127.0.0.1:$MPORT" --ping_interval=${INTERVAL}s --max_sessions=$((N * 2)) \
     --drain_timeout=60s ${PRESENCE_BENCH_SERVER_FLAGS:-} 2> "$work/server$1.log" &
   SERVER=$!
