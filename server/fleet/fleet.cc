@@ -433,7 +433,13 @@ absl::Status Fleet::Start() {
 }
 
 void Fleet::Stop(const std::vector<std::string>& handed_over, absl::Duration timeout) {
-  if (stopped_.exchange(true)) return;
+  if (stopped_.exchange(true)) {
+    // Another thread is stopping the fleet (main's drain, while main's
+    // watchdog cuts gRPC's teardown short): the caller is about to exit, so
+    // it waits for that stop, or the liveness key could outlive the process.
+    stop_done_.WaitForNotificationWithTimeout(timeout);
+    return;
+  }
   Wake();
   if (renew_.joinable()) renew_.join();
   if (timeout > absl::ZeroDuration() && redis_->connected()) {
@@ -460,6 +466,7 @@ void Fleet::Stop(const std::vector<std::string>& handed_over, absl::Duration tim
     (void)Await({"PING"}, std::max(absl::ZeroDuration(), deadline - absl::Now()));
   }
   redis_->Stop();
+  stop_done_.Notify();
 }
 
 void Fleet::Send(std::vector<std::string> argv) {

@@ -124,7 +124,8 @@ class Fleet final : public presences::PresenceRecords,
   // presences `handed_over` to the next start of this server, then gives up
   // liveness at once, so that a survivor takes over what is still recorded
   // (leaves VS did not answer) without waiting for the TTL. Waits at most
-  // `timeout` for Redis.
+  // `timeout` for Redis. Called again while a stop runs in another thread,
+  // waits (at most `timeout`) for that one to finish.
   void Stop(const std::vector<std::string>& handed_over = {},
             absl::Duration timeout = absl::Seconds(2));
 
@@ -252,7 +253,8 @@ class Fleet final : public presences::PresenceRecords,
   absl::Mutex wake_mu_;
   bool wake_ ABSL_GUARDED_BY(wake_mu_) = false;  // Renew now, or stop.
   std::atomic<bool> stopped_{false};
-  absl::Time alive_sent_;  // The renewal thread's.
+  absl::Notification stop_done_;  // The first Stop returned.
+  absl::Time alive_sent_;         // The renewal thread's.
 
   std::atomic<int64_t> takeovers_{0};
   std::atomic<int64_t> takeover_leaves_{0};
