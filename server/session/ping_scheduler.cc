@@ -11,16 +11,11 @@ constexpr size_t kMaxBatch = 1024;
 // The longest the thread sleeps without looking at the heap again.
 constexpr absl::Duration kMaxWait = absl::Milliseconds(50);
 
-// A target that is "pinged" once: it runs its function and closes, so the
-// heap drops it at its next due time.
+// RunAt's timer: served once, then dropped (Serve).
 class OneShot final : public PingTarget {
  public:
-  explicit OneShot(absl::AnyInvocable<void() &&> fn) : fn_(std::move(fn)) {}
-  void SendPing() override {
-    Close();
-    std::move(fn_)();
-    PingDone();
-  }
+  explicit OneShot(absl::AnyInvocable<void() &&> fn) : PingTarget(TimerTag{}), fn_(std::move(fn)) {}
+  void SendPing() override { std::move(fn_)(); }
 
  private:
   absl::AnyInvocable<void() &&> fn_;
@@ -114,6 +109,11 @@ void PingScheduler::SendDue() {
 void PingScheduler::Serve(Entry& entry) {
   if (entry.target->closed()) {
     entry.target.reset();  // Dropped.
+    return;
+  }
+  if (entry.target->timer()) {
+    entry.target->SendPing();
+    entry.target.reset();
     return;
   }
   absl::Time active_until = entry.target->last_activity() + interval_;

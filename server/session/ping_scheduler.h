@@ -36,6 +36,7 @@ namespace presence::session {
 // What the scheduler pings: a VS presence.
 class PingTarget {
  public:
+  PingTarget() = default;
   virtual ~PingTarget() = default;
 
   // Sends one pingRoom and calls PingDone when VS has answered.
@@ -57,10 +58,19 @@ class PingTarget {
   bool TryStartPing() { return !ping_in_flight_.exchange(true, std::memory_order_acq_rel); }
   void PingDone() { ping_in_flight_.store(false, std::memory_order_release); }
 
+  // RunAt's timers share the heap but are not pings: served once at their
+  // time, outside the ping statistics (lateness, sent, skips).
+  bool timer() const { return timer_; }
+
+ protected:
+  struct TimerTag {};
+  explicit PingTarget(TimerTag) : timer_(true) {}
+
  private:
   std::atomic<int64_t> last_activity_ns_{INT64_MIN};
   std::atomic<bool> closed_{false};
   std::atomic<bool> ping_in_flight_{false};
+  const bool timer_ = false;
 };
 
 struct PingSchedulerStats {

@@ -151,5 +151,22 @@ TEST(PingSchedulerTest, ItsThreadSendsDuePingsOnTheMonotonicClock) {
   EXPECT_GE(target->sent().size(), 3u);
 }
 
+// RunAt's timers (join timeouts, hold expiries) share the heap: each runs
+// once, at its time, and is not counted as a ping.
+TEST(PingSchedulerTest, ATimerRunsOnceAtItsTimeAndIsNotAPing) {
+  base::FakeClock clock;
+  PingScheduler scheduler(kInterval, &clock, PingScheduler::Mode::kManual);
+  const absl::Time at = clock.Now() + absl::Milliseconds(250);
+  std::vector<absl::Time> ran;
+  scheduler.RunAt(at, [&] { ran.push_back(clock.Now()); });
+  AdvanceAndServe(clock, scheduler, kInterval * 10);
+  ASSERT_EQ(ran.size(), 1u);
+  ExpectSentFor(ran[0], at);
+  PingSchedulerStats stats = scheduler.stats();
+  EXPECT_EQ(stats.pings_sent, 0);
+  EXPECT_EQ(stats.queued, 0);
+  EXPECT_EQ(scheduler.lateness().count(), 0);
+}
+
 }  // namespace
 }  // namespace presence::session
