@@ -78,7 +78,9 @@ type gateway struct {
 	client   *http.Client
 	interval time.Duration
 	stopping chan struct{}
-	sessions sync.WaitGroup
+	sessions sync.WaitGroup // From before the join's POST until the leave's answer.
+	mu       sync.Mutex
+	draining bool // Under mu: no session begins once set.
 
 	joined, joins, leavesSent, leaves, pings atomic.Int64
 	lateness                                 histogram
@@ -98,6 +100,9 @@ func newGateway(vsBase, key string, interval time.Duration) *gateway {
 // drain ends every session (each stream's goroutine sends its own leave) and
 // stops the server when every leave is answered, or after timeout.
 func (g *gateway) drain(server *grpc.Server, timeout time.Duration) {
+	g.mu.Lock()
+	g.draining = true
+	g.mu.Unlock()
 	close(g.stopping)
 	done := make(chan struct{})
 	go func() { g.sessions.Wait(); close(done) }()
@@ -130,12 +135,14 @@ func (g *gateway) Session(stream presencev1.Presence_SessionServer) error {
 	for k, v := range presence {
 		joinForm[k] = v
 	}
+	if !g.begin() {
+		return status.Error(codes.Unavailable, "the gateway is shutting down")
+	}
+	defer g.sessions.Done()
 	if !g.call("joinRoom", joinForm) {
 		return status.Error(codes.Unavailable, "VS did not accept the join")
 	}
 	g.joins.Add(1)
-	g.sessions.Add(1)
-	defer g.sessions.Done()
 	g.joined.Add(1)
 	defer g.joined.Add(-1)
 	defer func() {
@@ -149,6 +156,17 @@ func (g *gateway) Session(stream presencev1.Presence_SessionServer) error {
 		return err
 	}
 	return g.hold(stream, presence)
+}
+
+// begin counts a session the drain waits for; false once draining.
+func (g *gateway) begin() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.draining {
+		return false
+	}
+	g.sessions.Add(1)
+	return true
 }
 
 // hold pings until the client leaves, half-closes or goes, or the gateway drains.

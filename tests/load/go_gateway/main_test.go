@@ -139,4 +139,7 @@ func TestTheDrainLeavesEverySessionAndEndsItsStream(t *testing.T) {
 	if sent, accepted := g.leavesSent.Load(), g.leaves.Load(); sent != 3 || accepted != 3 {
 		t.Errorf("leaves sent %d, accepted %d; want 3 and 3", sent, accepted)
 	}
+	if g.begin() {
+		t.Error("a session began after the drain")
+	}
 }
