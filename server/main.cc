@@ -52,6 +52,8 @@ ABSL_FLAG(absl::Duration, join_timeout, absl::Seconds(10),
           "A stream that sends no join within this ends DEADLINE_EXCEEDED.");
 ABSL_FLAG(int, max_streams_per_connection, 16384,
           "Concurrent Session streams on one HTTP/2 connection, at most.");
+ABSL_FLAG(int, session_queues, 8,
+          "gRPC completion queues (a thread each) Session streams are spread over.");
 ABSL_FLAG(int64_t, max_sessions, 200000, "Open sessions at most; more get RESOURCE_EXHAUSTED.");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
           "On SIGTERM/SIGINT, how long to wait for the leaves to reach VS.");
@@ -140,6 +142,9 @@ absl::Status ValidateFlags() {
   }
   if (absl::GetFlag(FLAGS_max_streams_per_connection) < 1) {
     return absl::InvalidArgumentError("--max_streams_per_connection must be at least 1");
+  }
+  if (absl::GetFlag(FLAGS_session_queues) < 1 || absl::GetFlag(FLAGS_session_queues) > 256) {
+    return absl::InvalidArgumentError("--session_queues must be between 1 and 256");
   }
   if (absl::GetFlag(FLAGS_max_sessions) < 1) {
     return absl::InvalidArgumentError("--max_sessions must be at least 1");
@@ -246,6 +251,7 @@ int main(int argc, char** argv) {
   options.join_timeout = absl::GetFlag(FLAGS_join_timeout);
   options.resume_grace = absl::GetFlag(FLAGS_resume_grace);
   options.max_streams_per_connection = absl::GetFlag(FLAGS_max_streams_per_connection);
+  options.session_queues = absl::GetFlag(FLAGS_session_queues);
 
   std::unique_ptr<presence::vs::VsSimulator> simulator;
   options.vs.base_url = absl::GetFlag(FLAGS_vs_url);

@@ -18,6 +18,10 @@
 namespace presence {
 namespace {
 
+// Session reactors each completion queue keeps waiting for a call; each is
+// replaced as its call arrives, so this bounds only a burst's first wave.
+constexpr int kAwaitedCallsPerQueue = 32;
+
 absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
   std::ifstream in(path);
   std::stringstream text;
@@ -137,6 +141,8 @@ absl::Status PresenceServer::StartGrpc(const PresenceServerOptions& options) {
   if (!credentials.ok()) return credentials.status();
   builder.AddListeningPort(options.listen, *credentials, &port_);
   builder.RegisterService(service_.get());
+  session_queues_ = std::make_unique<service::SessionQueues>(
+      &builder, options.session_queues, kAwaitedCallsPerQueue, service_.get(), &context_);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   auto millis = [](absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); };
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, millis(options.keepalive_time));
@@ -165,6 +171,7 @@ absl::Status PresenceServer::StartGrpc(const PresenceServerOptions& options) {
     return absl::UnavailableError(absl::StrCat("could not listen on ", options.listen,
                                                " (--listen): the address is taken or invalid"));
   }
+  session_queues_->Start();
   server_->GetHealthCheckService()->SetServingStatus(true);
   return absl::OkStatus();
 }
@@ -326,6 +333,9 @@ bool PresenceServer::Shutdown(absl::Time deadline) {
   // that never joined are cancelled here too.
   server_->Shutdown(absl::ToChronoTime(std::min(deadline, absl::Now() + kCallsGrace)));
   server_->Wait();
+  // Every call has ended (cancelled at the latest by Shutdown's deadline):
+  // their reactors go at once, and then the queues.
+  session_queues_->Stop();
   bool drained = vs_->Drain(deadline);
   // What is still recorded in the fleet (leaves VS did not answer in time)
   // is taken over by a survivor; what was handed over is this server's next
@@ -350,6 +360,7 @@ PresenceServer::~PresenceServer() {
   boot_.reset();
   metrics_.reset();
   server_.reset();
+  session_queues_.reset();
   service_.reset();
   // The scheduler's thread calls into VsClient: it stops first. VsClient's
   // shutdown then runs what is pending, and those answers reach presences,

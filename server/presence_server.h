@@ -27,6 +27,7 @@
 #include "server/presence/presence_context.h"
 #include "server/service/presence_service.h"
 #include "server/service/service_context.h"
+#include "server/service/session_queues.h"
 #include "server/session/ping_scheduler.h"
 #include "server/session/session_registry.h"
 #include "server/vs/vs_client.h"
@@ -66,6 +67,8 @@ struct PresenceServerOptions {
   // Concurrent streams on one HTTP/2 connection, at most (more wait in the
   // client until one ends).
   int max_streams_per_connection = 16384;
+  // Completion queues (a thread each) that Session streams are spread over.
+  int session_queues = 8;
   // Directory for the session journal (crash-safe leaves); empty: none. At
   // start, sessions a crashed run left open are left before serving, waiting
   // at most recovery_timeout (the rest go on in the background).
@@ -164,6 +167,8 @@ class PresenceServer {
   std::unique_ptr<fleet::Fleet> fleet_;
   std::unique_ptr<session::PingScheduler> scheduler_;
   std::unique_ptr<service::PresenceService> service_;
+  // Its queues outlive the server; its threads stop after the server's Shutdown.
+  std::unique_ptr<service::SessionQueues> session_queues_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<admin::MetricsServer> metrics_;
   std::unique_ptr<admin::BootServer> boot_;

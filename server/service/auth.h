@@ -27,7 +27,7 @@ inline bool ConstantTimeEquals(absl::string_view presented, absl::string_view ex
 
 // OK when no token is configured or the call carries the right one;
 // otherwise UNAUTHENTICATED.
-inline grpc::Status CheckAuth(const grpc::CallbackServerContext* call, const std::string& token) {
+inline grpc::Status CheckAuth(const grpc::ServerContextBase* call, const std::string& token) {
   if (token.empty()) return grpc::Status::OK;
   const auto& metadata = call->client_metadata();
   auto it = metadata.find("authorization");

@@ -10,15 +10,9 @@
 #include "google/protobuf/util/time_util.h"
 #include "server/presence/presence_context.h"
 #include "server/service/auth.h"
-#include "server/service/session_reactor.h"
 #include "server/service/status_conversion.h"
 
 namespace presence::service {
-
-grpc::ServerBidiReactor<presence::v1::SessionRequest, presence::v1::SessionResponse>*
-PresenceService::Session(grpc::CallbackServerContext* call) {
-  return new SessionReactor(context_, call);
-}
 
 grpc::ServerUnaryReactor* PresenceService::UpdateCredits(
     grpc::CallbackServerContext* call, const presence::v1::UpdateCreditsRequest* request,

@@ -1,8 +1,10 @@
 #ifndef PRESENCE_SERVER_SERVICE_PRESENCE_SERVICE_H_
 #define PRESENCE_SERVER_SERVICE_PRESENCE_SERVICE_H_
 
-// PresenceService implements presence.v1.Presence on gRPC's callback API:
-// Session streams (one SessionReactor each), UpdateCredits and GetRoom.
+// PresenceService implements presence.v1.Presence: UpdateCredits and GetRoom
+// on gRPC's callback API, Session on its async API (SessionQueues runs the
+// streams, one SessionReactor each, and asks this service for them), and the
+// drain.
 //
 // Thread-safe.
 
@@ -19,12 +21,14 @@
 
 namespace presence::service {
 
-class PresenceService final : public presence::v1::Presence::CallbackService {
+// Session on the async API, the unary calls on the callback API.
+using PresenceBase = presence::v1::Presence::WithAsyncMethod_Session<
+    presence::v1::Presence::WithCallbackMethod_UpdateCredits<
+        presence::v1::Presence::WithCallbackMethod_GetRoom<presence::v1::Presence::Service>>>;
+
+class PresenceService final : public PresenceBase {
  public:
   explicit PresenceService(ServiceContext* context) : context_(context) {}
-
-  grpc::ServerBidiReactor<presence::v1::SessionRequest, presence::v1::SessionResponse>* Session(
-      grpc::CallbackServerContext* call) override;
 
   grpc::ServerUnaryReactor* UpdateCredits(grpc::CallbackServerContext* call,
                                           const presence::v1::UpdateCreditsRequest* request,

@@ -65,6 +65,10 @@ vs::JoinRoomRequest ToJoinRoom(const presence::v1::Join& join) {
 
 // Responses waiting behind the one being written, at most.
 constexpr size_t kMaxQueuedWrites = 64;
+// How long a joined stream's read end waits for OnCancel before it is taken
+// as the client's half-close (a leave). A cancelled call's OnCancel follows
+// its failed read within microseconds; this is the margin for a busy machine.
+constexpr absl::Duration kHalfCloseSettle = absl::Milliseconds(100);
 // A notice of the same kind is written to a stream at most once per period.
 constexpr absl::Duration kNoticeQuietPeriod = absl::Seconds(60);
 
@@ -74,14 +78,12 @@ grpc::Status ShuttingDown() {
 
 }  // namespace
 
-SessionReactor::SessionReactor(ServiceContext* context, grpc::CallbackServerContext* call)
-    : context_(context),
-      call_(call),
-      core_(std::make_shared<session::SessionCore>(NewSessionId(), this)),
-      started_(context->clock->Now()) {
+void SessionReactor::OnStarted() {
+  core_ = std::make_shared<session::SessionCore>(NewSessionId(), this);
+  started_ = context_->clock->Now();
   absl::MutexLock lock(&mu_);
   metrics::Increment(context_->counters.sessions_started);
-  if (grpc::Status auth = CheckAuth(call, context_->auth_token); !auth.ok()) {
+  if (grpc::Status auth = CheckAuth(context(), context_->auth_token); !auth.ok()) {
     metrics::Increment(context_->counters.unauthenticated);
     EndLocked(auth);
     return;
@@ -99,20 +101,23 @@ SessionReactor::SessionReactor(ServiceContext* context, grpc::CallbackServerCont
   }
   counted_ = true;
   if (context_->join_timeout > absl::ZeroDuration()) {
-    // On the scheduler's thread, not a grpc::Alarm: an alarm is a gRPC timer
-    // that each join cancelled, which hands its callback to gRPC's executor
-    // thread (a wake-up and an allocation per join). This timer is never
-    // cancelled: it finds the stream joined, or gone.
-    context_->scheduler->RunAt(
-        started_ + context_->join_timeout, [core = std::weak_ptr<session::SessionCore>(core_)] {
-          std::shared_ptr<session::SessionCore> alive = core.lock();
-          if (alive == nullptr) return;
-          // The core's stream is always a SessionReactor.
-          alive->WithStream(
-              [](session::SessionStream* s) { static_cast<SessionReactor*>(s)->OnJoinTimeout(); });
-        });
+    RunAt(started_ + context_->join_timeout, &SessionReactor::OnJoinTimeout);
   }
   StartRead(&request_);
+}
+
+void SessionReactor::RunAt(absl::Time at, void (SessionReactor::*reaction)()) {
+  // On the scheduler's thread, not a grpc::Alarm: an alarm is a gRPC timer
+  // that each join cancelled, which hands its callback to gRPC's executor
+  // thread (a wake-up and an allocation per join). These timers are never
+  // cancelled: the reaction finds the stream as it is then, or nothing.
+  context_->scheduler->RunAt(at, [core = std::weak_ptr<session::SessionCore>(core_), reaction] {
+    std::shared_ptr<session::SessionCore> alive = core.lock();
+    if (alive == nullptr) return;
+    // The core's stream is always a SessionReactor.
+    alive->WithStream(
+        [reaction](session::SessionStream* s) { (static_cast<SessionReactor*>(s)->*reaction)(); });
+  });
 }
 
 void SessionReactor::OnJoinTimeout() {
@@ -208,13 +213,15 @@ void SessionReactor::MaybeFinishLocked() {
 void SessionReactor::OnReadDone(bool ok) {
   absl::MutexLock lock(&mu_);
   if (!ok) {
-    // The client half-closed, or the call is broken: then OnCancel follows,
-    // but it may come second, so the call is asked.
-    if (call_->IsCancelled()) {
+    // The client half-closed, or the call is broken: gRPC reports both
+    // alike, and a broken call's OnCancel comes after (microseconds, from
+    // the same transport event). A joined session's end waits for it a
+    // little, since it decides whether the session is left or lost.
+    if (IsCancelled()) {
       departure_ = presences::Departure::kLost;
       EndLocked(grpc::Status::CANCELLED);
     } else if (state_ == State::kJoined) {
-      EndWithLeftLocked();
+      RunAt(context_->clock->Now() + kHalfCloseSettle, &SessionReactor::OnHalfClosed);
     } else {
       // gRPC reports a message it cannot parse (a proto3 string that is not
       // UTF-8, say) the same way as a half-close.
@@ -230,6 +237,11 @@ void SessionReactor::OnReadDone(bool ok) {
   } else if (state_ == State::kJoined) {
     HandleJoinedMessageLocked();
   }
+}
+
+void SessionReactor::OnHalfClosed() {
+  absl::MutexLock lock(&mu_);
+  if (state_ == State::kJoined) EndWithLeftLocked();  // Not cancelled since.
 }
 
 void SessionReactor::OnWriteDone(bool ok) {

@@ -1,8 +1,9 @@
 #ifndef PRESENCE_SERVER_SERVICE_SESSION_REACTOR_H_
 #define PRESENCE_SERVER_SERVICE_SESSION_REACTOR_H_
 
-// SessionReactor serves one Session stream on gRPC's callback API: a viewer's
-// presence from join to leave.
+// SessionReactor serves one Session stream: a viewer's presence from join to
+// leave. It runs on gRPC's async API through AsyncBidiReactor, which gives it
+// the callback API's shape (SessionQueues creates it and awaits its call).
 //
 // It is one state machine (State, entered only through EnterLocked):
 //
@@ -38,16 +39,19 @@
 #include "presence/v1/presence.grpc.pb.h"
 #include "server/base/token_bucket.h"
 #include "server/presence/presence.h"
+#include "server/service/async_bidi_reactor.h"
 #include "server/service/service_context.h"
 #include "server/session/session_core.h"
 
 namespace presence::service {
 
 class SessionReactor final
-    : public grpc::ServerBidiReactor<presence::v1::SessionRequest, presence::v1::SessionResponse>,
+    : public AsyncBidiReactor<presence::v1::SessionRequest, presence::v1::SessionResponse>,
       public session::SessionStream {
  public:
-  SessionReactor(ServiceContext* context, grpc::CallbackServerContext* call);
+  // Awaits a call: nothing happens until it arrives (OnStarted).
+  SessionReactor(ServiceContext* context, ReactorCount* count)
+      : AsyncBidiReactor(count), context_(context) {}
 
   // session::SessionStream: answers and orders from elsewhere.
   void OnJoinAnswer(const session::JoinAnswer& answer) override;
@@ -60,6 +64,7 @@ class SessionReactor final
  private:
   enum class State { kAwaitingJoin, kJoining, kJoined, kEnding, kFinished };
 
+  void OnStarted() override;
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -69,7 +74,12 @@ class SessionReactor final
   void EnterLocked(State next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EnterJoiningLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EnterJoinedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `reaction` on the scheduler's thread at `at`, if the stream is
+  // still there.
+  void RunAt(absl::Time at, void (SessionReactor::*reaction)());
   void OnJoinTimeout();
+  // A joined stream's read ended and no OnCancel came: the client half-closed.
+  void OnHalfClosed();
   void EnterEndingLocked(State from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records the final status and enters kEnding (once; later calls do nothing).
   void EndLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -89,9 +99,10 @@ class SessionReactor final
   void WriteLocked(presence::v1::SessionResponse response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ServiceContext* const context_;
-  grpc::CallbackServerContext* const call_;  // Valid until OnDone.
-  const std::shared_ptr<session::SessionCore> core_;
-  const absl::Time started_;  // Of context_->clock.
+  // Both set when the call arrives (OnStarted), before any other thread
+  // can reach the reactor, and never changed.
+  std::shared_ptr<session::SessionCore> core_;
+  absl::Time started_;  // Of context_->clock.
 
   // Each member below is paid by every held stream: what only some phases
   // need is allocated for them, and the small ones are kept together so that
