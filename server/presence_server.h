@@ -120,6 +120,9 @@ class PresenceServer {
   vs::VsClient& vs_client() { return *vs_; }
   session::SessionRegistry& registry() { return *registry_; }
   session::PingScheduler& scheduler() { return *scheduler_; }
+  // Session reactors that exist: one per stream not yet done, and those
+  // awaiting calls.
+  int64_t session_reactors() const { return session_queues_->reactors(); }
 
  private:
   PresenceServer() = default;

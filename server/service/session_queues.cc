@@ -60,9 +60,8 @@ bool SessionQueues::Stop(absl::Duration timeout) {
     return true;
   }
   if (!count_.AwaitNone(timeout)) {
-    log::Error("session_queues_not_stopped",
-               {{"reactors_left", absl::StrCat(count_.live())},
-                {"waited", absl::FormatDuration(timeout)}});
+    log::Error("session_queues_not_stopped", {{"reactors_left", absl::StrCat(count_.live())},
+                                              {"waited", absl::FormatDuration(timeout)}});
     return false;
   }
   stopped_ = true;

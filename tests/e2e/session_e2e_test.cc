@@ -371,6 +371,27 @@ TEST_F(SessionE2eTest, CancelLeaves) {
   ExpectCount("leaveRoom", 1);
 }
 
+TEST_F(SessionE2eTest, EveryStreamsReactorIsGoneWhateverEndedIt) {
+  const int64_t awaiting = server_->session_reactors();
+  ASSERT_GT(awaiting, 0);
+  std::vector<Viewer> viewers;
+  for (int i = 0; i < 5; ++i)
+    viewers.push_back(Joined(JoinRequest(42, absl::StrCat("v", i), 10 + i)));
+  Viewer unjoined = Open();  // Its call reaches the server with its headers.
+  ASSERT_TRUE(WaitFor([&] { return server_->session_reactors() == awaiting + 6; }));
+  LeaveCleanly(viewers[0]);
+  ASSERT_TRUE(viewers[1].stream->WritesDone());  // Half-close.
+  viewers[2].context->TryCancel();
+  ASSERT_TRUE(viewers[3].stream->Write(JoinRequest()));     // A second join.
+  ASSERT_TRUE(viewers[4].stream->Write(SessionRequest()));  // Empty.
+  ASSERT_TRUE(unjoined.stream->Write(SessionRequest()));    // Not a join.
+  for (size_t i = 1; i < viewers.size(); ++i) viewers[i].Drain();
+  EXPECT_EQ(unjoined.Drain().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(WaitFor([&] { return server_->session_reactors() == awaiting; }))
+      << server_->session_reactors() << " reactors, " << awaiting << " awaiting calls";
+  ExpectCount("leaveRoom", 5);
+}
+
 TEST_F(SessionE2eTest, DeadlineLeaves) {
   Viewer v;
   v.context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
