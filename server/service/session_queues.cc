@@ -1,5 +1,7 @@
 #include "server/service/session_queues.h"
 
+#include <pthread.h>
+
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -36,6 +38,7 @@ void SessionQueues::Await(grpc::ServerCompletionQueue* queue) {
 }
 
 void SessionQueues::Serve(grpc::ServerCompletionQueue* queue) {
+  pthread_setname_np(pthread_self(), "session-queue");  // For top -H and perf.
   void* tag = nullptr;
   bool ok = false;
   while (queue->Next(&tag, &ok)) {
