@@ -44,9 +44,9 @@ class PresenceService final : public PresenceBase {
   // still joining end when VS answers; streams that never joined end when
   // the gRPC server shuts down.
   void BeginDrain();
-  // The drain's second pass: ends the streams of the sessions the first pass
-  // left, with UNAVAILABLE. Slow with many streams (gRPC's work), which is
-  // why the leaves go first.
+  // The drain's second pass, once VS has answered the leaves: ends the
+  // streams of the sessions the first pass left, with UNAVAILABLE. Slow with
+  // many streams (gRPC's work), which is why the leaves go first.
   void EndDrainedStreams();
 
  private:
