@@ -315,17 +315,20 @@ bool PresenceServer::Shutdown(absl::Time deadline) {
   } else {
     presences_->EndAllHolds();
   }
-  // The leaves are on their way, and the streams are ended only once VS has
-  // answered them. Two reasons: a client told UNAVAILABLE joins again on
-  // another replica, and that join must not reach VS before this replica's
-  // leave for the same viewer; and ending 100k streams is seconds of gRPC's
-  // CPU, which taken alongside more than doubled the time to deliver the
-  // leaves (7 s against 20 s at 100k, BENCHMARKS.md). main's watchdog may end
-  // the process once the leaves are answered, even while the streams are
-  // still being ended, since what remains is gRPC's work and the clients
-  // treat a closed connection as the UNAVAILABLE they would be told.
+  // Sessions handed over are not left: their clients are told at once, to
+  // resume elsewhere within the grace. Left sessions' streams are ended only
+  // once VS has answered the leaves. Two reasons: a client told UNAVAILABLE
+  // joins again on another replica, and that join must not reach VS before
+  // this replica's leave for the same viewer; and ending 100k streams is
+  // seconds of gRPC's CPU, which taken alongside more than doubled the time
+  // to deliver the leaves (7 s against 20 s at 100k, BENCHMARKS.md). main's
+  // watchdog may end the process once VS has answered everything, even while
+  // the streams are still being ended, since what remains is gRPC's work and
+  // the clients treat a closed connection as the UNAVAILABLE they would be
+  // told.
+  if (to_fleet || to_journal) service_->EndDrainedStreams();
   if (vs_->Drain(deadline)) leaves_delivered_.Notify();
-  service_->EndDrainedStreams();
+  if (!(to_fleet || to_journal)) service_->EndDrainedStreams();
   // The listener stayed up while VS took the leaves, so a stream or call that
   // arrived meanwhile was refused UNAVAILABLE (retry elsewhere), not cancelled.
   // VS has answered what the calls wait for: a call still open now waits
