@@ -291,6 +291,31 @@ namespace {
 constexpr absl::Duration kCallsGrace = absl::Seconds(1);
 }  // namespace
 
+void PresenceServer::EndStreams(bool handed_over, absl::Time deadline) {
+  // main's watchdog may end the process once VS has answered everything,
+  // even while the streams are still being ended, since what remains is
+  // gRPC's work and the clients treat a closed connection as the UNAVAILABLE
+  // they would be told.
+  if (handed_over) {
+    // Nothing was left: the clients are told at once, while VS answers what
+    // is in flight, to resume elsewhere within the grace.
+    std::thread delivered([this, deadline] {
+      if (vs_->Drain(deadline)) leaves_delivered_.Notify();
+    });
+    service_->EndDrainedStreams();
+    delivered.join();
+    return;
+  }
+  // The streams of left sessions end only once VS has answered the leaves.
+  // Two reasons: a client told UNAVAILABLE joins again on another replica,
+  // and that join must not reach VS before this replica's leave for the same
+  // viewer; and ending 100k streams is seconds of gRPC's CPU, which taken
+  // alongside more than doubled the time to deliver the leaves (7 s against
+  // 20 s at 100k, BENCHMARKS.md).
+  if (vs_->Drain(deadline)) leaves_delivered_.Notify();
+  service_->EndDrainedStreams();
+}
+
 bool PresenceServer::Shutdown(absl::Time deadline) {
   if (shut_down_) return true;
   shut_down_ = true;
@@ -315,20 +340,7 @@ bool PresenceServer::Shutdown(absl::Time deadline) {
   } else {
     presences_->EndAllHolds();
   }
-  // Sessions handed over are not left: their clients are told at once, to
-  // resume elsewhere within the grace. Left sessions' streams are ended only
-  // once VS has answered the leaves. Two reasons: a client told UNAVAILABLE
-  // joins again on another replica, and that join must not reach VS before
-  // this replica's leave for the same viewer; and ending 100k streams is
-  // seconds of gRPC's CPU, which taken alongside more than doubled the time
-  // to deliver the leaves (7 s against 20 s at 100k, BENCHMARKS.md). main's
-  // watchdog may end the process once VS has answered everything, even while
-  // the streams are still being ended, since what remains is gRPC's work and
-  // the clients treat a closed connection as the UNAVAILABLE they would be
-  // told.
-  if (to_fleet || to_journal) service_->EndDrainedStreams();
-  if (vs_->Drain(deadline)) leaves_delivered_.Notify();
-  if (!(to_fleet || to_journal)) service_->EndDrainedStreams();
+  EndStreams(/*handed_over=*/to_fleet || to_journal, deadline);
   // The listener stayed up while VS took the leaves, so a stream or call that
   // arrived meanwhile was refused UNAVAILABLE (retry elsewhere), not cancelled.
   // VS has answered what the calls wait for: a call still open now waits

@@ -147,6 +147,10 @@ class PresenceServer {
   // how many came.
   int64_t LeaveAll(const std::vector<journal::JournaledSession>& sessions, absl::Duration timeout);
 
+  // The drain's second pass (PresenceService::EndDrainedStreams) and the wait
+  // for VS to answer what is in flight, in the order the drain needs.
+  void EndStreams(bool handed_over, absl::Time deadline);
+
   // Returns freed memory to the system after many sessions end: glibc keeps
   // it in its arenas otherwise, and RSS after a peak would never come down.
   void TrimMemoryLoop();
