@@ -40,6 +40,9 @@ ABSL_FLAG(int, vs_max_connections, 64, "Keep-alive connections to VS at most.");
 ABSL_FLAG(int, vs_event_loops, 0,
           "Threads doing VS I/O, each with its share of --vs_max_connections; requests are "
           "sharded to them by room. 0: one per core.");
+ABSL_FLAG(std::string, vs_http_client, "builtin",
+          "HTTP client for an http:// --vs_url: builtin (our own HTTP/1.1 keep-alive client, "
+          "half the CPU per request) or libcurl. https:// always uses libcurl.");
 ABSL_FLAG(absl::Duration, leave_retry_window, absl::Seconds(60),
           "How long leaveRoom and updateCredits are retried while VS is down.");
 ABSL_FLAG(absl::Duration, credits_retry_window, absl::Seconds(10),
@@ -136,6 +139,10 @@ absl::Status ValidateFlags() {
   }
   if (absl::GetFlag(FLAGS_vs_event_loops) < 0 || absl::GetFlag(FLAGS_vs_event_loops) > 64) {
     return absl::InvalidArgumentError("--vs_event_loops must be between 0 (one per core) and 64");
+  }
+  if (absl::GetFlag(FLAGS_vs_http_client) != "builtin" &&
+      absl::GetFlag(FLAGS_vs_http_client) != "libcurl") {
+    return absl::InvalidArgumentError("--vs_http_client must be builtin or libcurl");
   }
   if (absl::GetFlag(FLAGS_vs_max_connections) < 1) {
     return absl::InvalidArgumentError("--vs_max_connections must be at least 1");
@@ -246,6 +253,9 @@ int main(int argc, char** argv) {
   if (options.vs.event_loops == 0) {
     options.vs.event_loops = std::max(1u, std::thread::hardware_concurrency());
   }
+  options.vs.http_client = absl::GetFlag(FLAGS_vs_http_client) == "libcurl"
+                               ? presence::vs::VsHttpClient::kLibcurl
+                               : presence::vs::VsHttpClient::kBuiltIn;
   options.vs.retry.max_total = absl::GetFlag(FLAGS_leave_retry_window);
   options.credits_retry_window = absl::GetFlag(FLAGS_credits_retry_window);
   options.join_timeout = absl::GetFlag(FLAGS_join_timeout);

@@ -9,12 +9,10 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <deque>
 #include <mutex>
 #include <queue>
 #include <utility>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -22,14 +20,20 @@
 #include "server/base/clock.h"
 #include "server/vs/classify.h"
 #include "server/vs/curl_handles.h"
+#include "server/vs/curl_transport.h"
 #include "server/vs/form.h"
+#include "server/vs/http_transport.h"
 #include "server/vs/priority_fifo.h"
 #include "server/vs/redactor.h"
 
 namespace presence::vs {
 namespace {
 
-long Millis(absl::Duration d) { return static_cast<long>(absl::ToInt64Milliseconds(d)); }
+// https:// needs TLS, which only libcurl brings.
+bool UsesLibcurl(const VsClientOptions& options) {
+  return options.http_client == VsHttpClient::kLibcurl ||
+         absl::StartsWith(options.base_url, "https://");
+}
 
 }  // namespace
 
@@ -45,18 +49,14 @@ struct VsClient::Counters {
 // One VS call, from Submit until its callback has run. Owned by the intake
 // queue, then by the event loop; touched only on the event thread once
 // handed over.
-struct VsClient::Request {
+struct VsClient::Request : Attempt {
   VsFunction function;
-  std::string body;
+  std::string form;  // The body; Attempt::body views it.
   VsCallback done;
   bool counted = false;                              // Counts against max_in_flight.
   absl::Duration budget = absl::InfiniteDuration();  // From the first attempt.
   int attempt = 0;
   absl::Time first_sent;  // Of the clock.
-  std::string response;
-  bool response_too_large = false;
-  CurlEasy easy;  // While an attempt is with libcurl.
-  char error[CURL_ERROR_SIZE] = {};
 };
 
 // Where callers hand requests over: a short mutex-guarded queue, the
@@ -132,9 +132,9 @@ class VsClient::Intake {
   std::atomic<int64_t> overloaded_{0};
 };
 
-// The event thread: libcurl multi in socket-action mode on epoll, the retry
-// heap, and every completion. All its state is confined to that thread (and
-// to the stopping thread once that thread has exited).
+// The event thread: a transport (libcurl's or ours) on an epoll set, the
+// retry heap, and every completion. All its state is confined to that thread
+// (and to the stopping thread once that thread has exited).
 class VsClient::EventLoop {
  public:
   // `options.max_connections` is this loop's share; `index` names its queue
@@ -155,18 +155,19 @@ class VsClient::EventLoop {
     absl::StatusOr<EpollWithWake> fds = MakeEpollWithWake();
     if (!fds.ok()) return fds.status();
     fds_ = *std::move(fds);
-    // No "Expect: 100-continue" round trip before the body.
-    absl::StatusOr<CurlHeaders> headers =
-        MakeHeaders({"Content-Type: application/x-www-form-urlencoded", "Expect:"});
-    if (!headers.ok()) return headers.status();
-    headers_ = *std::move(headers);
-    multi_.reset(curl_multi_init());
-    if (multi_ == nullptr) return absl::InternalError("curl_multi_init failed");
-    if (absl::Status set = ConfigureMulti(); !set.ok()) return set;
-    // Validate the per-handle options once, up front.
-    absl::StatusOr<CurlEasy> easy = NewEasy();
-    if (!easy.ok()) return easy.status();
-    free_easy_.push_back(*std::move(easy));
+    TransportOptions transport;
+    transport.url = url_;
+    transport.connect_timeout = options_.connect_timeout;
+    transport.dns_cache_ttl = options_.dns_cache_ttl;
+    transport.ca_file = options_.ca_file;
+    transport.max_connections = std::max(1, options_.max_connections);
+    transport.epoll_fd = fds_.epoll.get();
+    transport.connections_opened = &counters_->connections;
+    absl::StatusOr<std::unique_ptr<Transport>> made = UsesLibcurl(options_)
+                                                          ? MakeCurlTransport(std::move(transport))
+                                                          : MakeHttpTransport(std::move(transport));
+    if (!made.ok()) return made.status();
+    transport_ = *std::move(made);
     thread_ = std::thread([this] { Run(); });
     return absl::OkStatus();
   }
@@ -194,57 +195,6 @@ class VsClient::EventLoop {
     bool operator>(const Retry& other) const { return due > other.due; }
   };
 
-  absl::Status ConfigureMulti() {
-    const long max_conns = std::max(1, options_.max_connections);
-    for (absl::Status set : {
-             SetMultiOption(multi_.get(), CURLMOPT_SOCKETFUNCTION, &EventLoop::OnSocket),
-             SetMultiOption(multi_.get(), CURLMOPT_SOCKETDATA, this),
-             SetMultiOption(multi_.get(), CURLMOPT_TIMERFUNCTION, &EventLoop::OnTimer),
-             SetMultiOption(multi_.get(), CURLMOPT_TIMERDATA, this),
-             SetMultiOption(multi_.get(), CURLMOPT_MAX_HOST_CONNECTIONS, max_conns),
-             SetMultiOption(multi_.get(), CURLMOPT_MAX_TOTAL_CONNECTIONS, max_conns),
-             SetMultiOption(multi_.get(), CURLMOPT_MAXCONNECTS, max_conns),
-             SetMultiOption(multi_.get(), CURLMOPT_PIPELINING, long{CURLPIPE_NOTHING}),
-         }) {
-      if (!set.ok()) return set;
-    }
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<CurlEasy> NewEasy() {
-    CurlEasy easy(curl_easy_init());
-    if (easy == nullptr) return absl::InternalError("curl_easy_init failed");
-    CURL* e = easy.get();
-    for (absl::Status set : {
-             SetOption(e, CURLOPT_URL, url_.c_str()),
-             SetOption(e, CURLOPT_POST, 1L),
-             SetOption(e, CURLOPT_HTTPHEADER, headers_.get()),
-             SetOption(e, CURLOPT_USERAGENT, "presence-gateway/1"),
-             SetOption(e, CURLOPT_HTTP_VERSION, long{CURL_HTTP_VERSION_1_1}),
-             SetOption(e, CURLOPT_PROTOCOLS_STR, "http,https"),
-             SetOption(e, CURLOPT_FOLLOWLOCATION, 0L),
-             // Straight to --vs_url: no proxy from the environment (http_proxy
-             // would see the VS key in every body), and no environment lookups
-             // on every request (measured: getenv on the ping path).
-             SetOption(e, CURLOPT_PROXY, ""),
-             SetOption(e, CURLOPT_NOSIGNAL, 1L),
-             SetOption(e, CURLOPT_TCP_NODELAY, 1L),
-             SetOption(e, CURLOPT_TCP_KEEPALIVE, 1L),
-             SetOption(e, CURLOPT_CONNECTTIMEOUT_MS, Millis(options_.connect_timeout)),
-             SetOption(e, CURLOPT_TIMEOUT_MS, Millis(options_.request_timeout)),
-             SetOption(e, CURLOPT_DNS_CACHE_TIMEOUT,
-                       static_cast<long>(absl::ToInt64Seconds(options_.dns_cache_ttl))),
-             SetOption(e, CURLOPT_WRITEFUNCTION, &EventLoop::OnWrite),
-             SetOption(e, CURLOPT_SOCKOPTFUNCTION, &EventLoop::OnNewSocket),
-             SetOption(e, CURLOPT_SOCKOPTDATA, this),
-             options_.ca_file.empty() ? absl::OkStatus()
-                                      : SetOption(e, CURLOPT_CAINFO, options_.ca_file.c_str()),
-         }) {
-      if (!set.ok()) return set;
-    }
-    return easy;
-  }
-
   void Run() {
     constexpr int kMaxEvents = 256;
     epoll_event events[kMaxEvents];
@@ -252,12 +202,8 @@ class VsClient::EventLoop {
       int n = epoll_wait(fds_.epoll.get(), events, kMaxEvents, NextTimeoutMs());
       if (n < 0 && errno != EINTR) break;
       for (int i = 0; i < n; ++i) OnReady(events[i]);
-      absl::Time now = clock_->Now();
-      if (curl_deadline_.has_value() && now >= *curl_deadline_) {
-        curl_deadline_.reset();
-        int running = 0;
-        curl_multi_socket_action(multi_.get(), CURL_SOCKET_TIMEOUT, 0, &running);
-      }
+      const absl::Time now = clock_->Now();
+      transport_->OnTimer(now);
       while (!retries_.empty() && retries_.top().due <= now) {
         waiting_.Push(retries_.top().request->function, retries_.top().request, now);
         retries_.pop();
@@ -268,27 +214,22 @@ class VsClient::EventLoop {
   }
 
   void OnReady(const epoll_event& event) {
-    if (event.data.fd == fds_.wake.get()) {
-      uint64_t count;
-      while (read(fds_.wake.get(), &count, sizeof(count)) > 0) {
-      }
-      const absl::Time now = clock_->Now();
-      for (auto& request : intake_->TakeAll(index_)) {
-        VsFunction function = request->function;
-        waiting_.Push(function, request.release(), now);
-      }
+    if (event.data.fd != fds_.wake.get()) {
+      transport_->OnReady(event);
       return;
     }
-    int flags = 0;
-    if (event.events & EPOLLIN) flags |= CURL_CSELECT_IN;
-    if (event.events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
-    if (event.events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
-    int running = 0;
-    curl_multi_socket_action(multi_.get(), event.data.fd, flags, &running);
+    uint64_t count;
+    while (read(fds_.wake.get(), &count, sizeof(count)) > 0) {
+    }
+    const absl::Time now = clock_->Now();
+    for (auto& request : intake_->TakeAll(index_)) {
+      VsFunction function = request->function;
+      waiting_.Push(function, request.release(), now);
+    }
   }
 
   int NextTimeoutMs() const {
-    std::optional<absl::Time> next = curl_deadline_;
+    std::optional<absl::Time> next = transport_->NextDeadline();
     if (!retries_.empty() && (!next || retries_.top().due < *next)) next = retries_.top().due;
     if (!next.has_value()) return -1;
     absl::Duration wait = *next - clock_->Now();
@@ -296,12 +237,12 @@ class VsClient::EventLoop {
     return static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));
   }
 
-  // Hands waiting requests to libcurl while a connection is free. libcurl
-  // could queue them itself, but its pending list costs time per transfer
-  // that grows with its length, and its timeouts would count the wait.
+  // Hands waiting requests to the transport while a connection is free. The
+  // transport could queue them itself (libcurl does), but its timeouts would
+  // then count the wait, and the wait would ignore priorities.
   void StartWaiting() {
     const size_t limit = static_cast<size_t>(std::max(1, options_.max_connections));
-    while (!waiting_.empty() && active_.size() < limit) {
+    while (!waiting_.empty() && transport_->active() < limit) {
       Request* request = waiting_.Pop(clock_->Now());
       if (absl::Status started = StartAttempt(request); !started.ok()) {
         VsResult result;
@@ -314,51 +255,22 @@ class VsClient::EventLoop {
   }
 
   absl::Status StartAttempt(Request* request) {
-    if (request->easy == nullptr) {
-      if (free_easy_.empty()) {
-        absl::StatusOr<CurlEasy> easy = NewEasy();
-        if (!easy.ok()) return easy.status();
-        free_easy_.push_back(*std::move(easy));
-      }
-      request->easy = std::move(free_easy_.back());
-      free_easy_.pop_back();
-    }
     if (request->attempt == 0) request->first_sent = clock_->Now();
     ++request->attempt;
-    request->response.clear();
-    request->response_too_large = false;
-    request->error[0] = '\0';
-    CURL* easy = request->easy.get();
+    request->body = request->form;
     // The attempt may not outlive the request's budget (a caller's deadline).
-    absl::Duration timeout =
-        std::min(options_.request_timeout, request->budget - (clock_->Now() - request->first_sent));
-    for (absl::Status set : {
-             SetOption(easy, CURLOPT_TIMEOUT_MS, std::max(1L, Millis(timeout))),
-             SetOption(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(request->body.size())),
-             SetOption(easy, CURLOPT_POSTFIELDS, request->body.data()),
-             SetOption(easy, CURLOPT_WRITEDATA, request),
-             SetOption(easy, CURLOPT_PRIVATE, request),
-             SetOption(easy, CURLOPT_ERRORBUFFER, request->error),
-         }) {
-      if (!set.ok()) return set;
-    }
-    CURLMcode rc = curl_multi_add_handle(multi_.get(), easy);
-    if (rc != CURLM_OK) return absl::InternalError(curl_multi_strerror(rc));
-    active_.insert(request);
+    request->timeout = std::max(absl::Milliseconds(1),
+                                std::min(options_.request_timeout,
+                                         request->budget - (clock_->Now() - request->first_sent)));
+    if (absl::Status started = transport_->Start(request); !started.ok()) return started;
     counters_->sent.fetch_add(1, std::memory_order_relaxed);
     return absl::OkStatus();
   }
 
   void ProcessCompletions() {
-    int queued = 0;
-    while (CURLMsg* msg = curl_multi_info_read(multi_.get(), &queued)) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      Request* request = nullptr;
-      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&request));
-      CURLcode code = msg->data.result;
-      curl_multi_remove_handle(multi_.get(), msg->easy_handle);
-      active_.erase(request);
-      VsResult result = ClassifyAttempt(Report(*request, code), redactor_);
+    for (Attempt* attempt : transport_->TakeFinished()) {
+      auto* request = static_cast<Request*>(attempt);
+      VsResult result = ClassifyAttempt(Report(*request), redactor_);
       absl::Duration delay;
       absl::Time now = clock_->Now();
       if (policy_.ShouldRetry(request->function, result, request->attempt,
@@ -371,13 +283,13 @@ class VsClient::EventLoop {
     }
   }
 
-  AttemptReport Report(const Request& request, CURLcode code) const {
+  AttemptReport Report(const Request& request) const {
     AttemptReport report;
     report.function = request.function;
-    report.code = code;
-    curl_easy_getinfo(request.easy.get(), CURLINFO_RESPONSE_CODE, &report.http_status);
-    curl_easy_getinfo(request.easy.get(), CURLINFO_REQUEST_SIZE, &report.request_bytes);
-    report.error_text = request.error;
+    report.code = request.code;
+    report.http_status = request.http_status;
+    report.request_bytes = request.request_bytes;
+    report.error_text = request.error_text;
     report.body = request.response;
     report.body_too_large = request.response_too_large;
     report.attempts = request.attempt;
@@ -388,7 +300,6 @@ class VsClient::EventLoop {
   // Runs the callback and forgets the request.
   void Finish(Request* request, VsResult result) {
     std::unique_ptr<Request> owned(request);
-    if (owned->easy != nullptr) free_easy_.push_back(std::move(owned->easy));
     result.attempts = owned->attempt;
     if (owned->attempt > 0) {
       counters_->latency[static_cast<int>(owned->function)].Record(clock_->Now() -
@@ -400,9 +311,8 @@ class VsClient::EventLoop {
   }
 
   void CancelEverything() {
-    std::vector<Request*> doomed(active_.begin(), active_.end());
-    active_.clear();
-    for (Request* request : doomed) curl_multi_remove_handle(multi_.get(), request->easy.get());
+    std::vector<Request*> doomed;
+    for (Attempt* attempt : transport_->Abandon()) doomed.push_back(static_cast<Request*>(attempt));
     for (; !retries_.empty(); retries_.pop()) doomed.push_back(retries_.top().request);
     for (Request* request : waiting_.TakeAll()) doomed.push_back(request);
     for (auto& request : intake_->TakeAll(index_)) doomed.push_back(request.release());
@@ -415,56 +325,6 @@ class VsClient::EventLoop {
     }
   }
 
-  static int OnSocket(CURL* /*easy*/, curl_socket_t s, int what, void* userp, void* socketp) {
-    auto* self = static_cast<EventLoop*>(userp);
-    const int epoll = self->fds_.epoll.get();
-    if (what == CURL_POLL_REMOVE) {
-      epoll_ctl(epoll, EPOLL_CTL_DEL, s, nullptr);
-      curl_multi_assign(self->multi_.get(), s, nullptr);
-      return 0;
-    }
-    epoll_event ev{};
-    ev.data.fd = s;
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev.events |= EPOLLIN;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev.events |= EPOLLOUT;
-    if (socketp == nullptr) {
-      epoll_ctl(epoll, EPOLL_CTL_ADD, s, &ev);
-      curl_multi_assign(self->multi_.get(), s, self);  // Any non-null marks "registered".
-    } else {
-      epoll_ctl(epoll, EPOLL_CTL_MOD, s, &ev);
-    }
-    return 0;
-  }
-
-  static int OnTimer(CURLM* /*multi*/, long timeout_ms, void* userp) {
-    auto* self = static_cast<EventLoop*>(userp);
-    if (timeout_ms < 0) {
-      self->curl_deadline_.reset();
-    } else {
-      self->curl_deadline_ = self->clock_->Now() + absl::Milliseconds(timeout_ms);
-    }
-    return 0;
-  }
-
-  static size_t OnWrite(char* data, size_t size, size_t nmemb, void* userp) {
-    auto* request = static_cast<Request*>(userp);
-    size_t bytes = size * nmemb;
-    if (request->response.size() + bytes > kMaxResponseBytes) {
-      request->response_too_large = true;
-      return 0;  // Aborts the transfer with CURLE_WRITE_ERROR.
-    }
-    request->response.append(data, bytes);
-    return bytes;
-  }
-
-  static int OnNewSocket(void* userp, curl_socket_t /*fd*/, curlsocktype purpose) {
-    if (purpose == CURLSOCKTYPE_IPCXN) {
-      static_cast<EventLoop*>(userp)->counters_->connections.fetch_add(1,
-                                                                       std::memory_order_relaxed);
-    }
-    return CURL_SOCKOPT_OK;
-  }
-
   const VsClientOptions options_;
   const int index_;
   const std::string url_;
@@ -474,15 +334,10 @@ class VsClient::EventLoop {
   Intake* const intake_;
   Counters* const counters_;
 
-  // Declared so that the multi handle goes before the easy handles and the
-  // header list it may still point at.
+  // The transport's sockets are in the epoll set: it goes first.
   EpollWithWake fds_;
-  CurlHeaders headers_;
-  std::vector<CurlEasy> free_easy_;
-  CurlMulti multi_;
-  std::optional<absl::Time> curl_deadline_;
+  std::unique_ptr<Transport> transport_;
   std::priority_queue<Retry, std::vector<Retry>, std::greater<Retry>> retries_;
-  absl::flat_hash_set<Request*> active_;  // Handed to libcurl.
   // Ready, waiting for a connection: leaves first, pings last.
   PriorityFifo<Request*> waiting_;
   std::thread thread_;
@@ -568,7 +423,7 @@ absl::Status VsClient::Submit(VsFunction function, int64_t shard, std::string bo
   auto request = std::make_unique<Request>();
   request->budget = budget;
   request->function = function;
-  request->body = std::move(body);
+  request->form = std::move(body);
   request->done = std::move(done);
   request->counted = function != VsFunction::kLeaveRoom;
   bool wake = false;

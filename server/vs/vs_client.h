@@ -5,17 +5,18 @@
 // HTTP/1.1 keep-alive, asynchronously.
 //
 // Design: each event thread (--vs_event_loops, one per core in the server)
-// runs libcurl's multi interface in its socket-action mode on an epoll set
-// (curl_multi_socket_action), so thousands of transfers cost one thread and
-// no per-transfer polling: curl tells us which sockets to watch, epoll tells
-// curl which are ready. Requests are sharded to the loops by room (ordering
-// across requests is the presence layer's: a leave is sent only after its
-// join's answer). Callers on any thread hand a request over
-// through the intake (short mutex-guarded queues, one per loop, with the
-// shared in-flight bound) and an eventfd wake-up. Retries wait in a timer
-// heap on the loop's thread. The pieces: curl_handles.h (RAII, setopt as
-// Status), classify.h (pure outcome classification), retry_policy.h (pure),
-// redactor.h.
+// runs an epoll set with a transport on it (transport.h): our own HTTP/1.1
+// client for http:// (http_transport.h), libcurl's multi interface in its
+// socket-action mode for https:// or on request (curl_transport.h). Either
+// way thousands of transfers cost one thread and no per-transfer polling.
+// Requests are sharded to the loops by room (ordering across requests is the
+// presence layer's: a leave is sent only after its join's answer). Callers
+// on any thread hand a request over through the intake (short mutex-guarded
+// queues, one per loop, with the shared in-flight bound) and an eventfd
+// wake-up. Requests wait for a free connection in priority order (leaves
+// first, pings last); retries wait in a timer heap on the loop's thread. The
+// other pieces: classify.h (pure outcome classification, in libcurl's codes
+// whichever transport ran), retry_policy.h (pure), redactor.h.
 //
 // Thread-safe. Completion callbacks run on an event thread: they must be
 // quick and must not block (hand work off instead).
@@ -41,6 +42,13 @@
 
 namespace presence::vs {
 
+// Which HTTP client carries requests to an http:// VS URL (https:// always
+// goes through libcurl, for TLS). See transport.h.
+enum class VsHttpClient {
+  kBuiltIn,  // Our own HTTP/1.1 keep-alive client: the least CPU per request.
+  kLibcurl,
+};
+
 struct VsClientOptions {
   // Base URL of the VS API, "http://host:port" or "https://host:port";
   // requests go to {base_url}/customer?key=...
@@ -65,6 +73,7 @@ struct VsClientOptions {
   int max_in_flight = 50000;
   // How long a resolved VS address is reused before being resolved again.
   absl::Duration dns_cache_ttl = absl::Minutes(5);
+  VsHttpClient http_client = VsHttpClient::kBuiltIn;
   // For https:// URLs: a CA bundle to verify VS with (empty: system CAs).
   std::string ca_file;
   RetryOptions retry;

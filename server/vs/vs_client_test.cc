@@ -17,7 +17,8 @@ namespace {
 
 constexpr char kKey[] = "s3cr3t K&y=/%";
 
-class VsClientTest : public ::testing::Test {
+// Every case runs on both HTTP clients (https:// is libcurl's either way).
+class VsClientTest : public ::testing::TestWithParam<VsHttpClient> {
  protected:
   void SetUp() override { StartSimulator(/*relaxed=*/true); }
 
@@ -35,6 +36,7 @@ class VsClientTest : public ::testing::Test {
     VsClientOptions options;
     options.base_url = sim_->url();
     options.key = kKey;
+    options.http_client = GetParam();
     options.connect_timeout = absl::Milliseconds(500);
     options.request_timeout = absl::Seconds(2);
     options.max_connections = 4;
@@ -85,7 +87,7 @@ class VsClientTest : public ::testing::Test {
   std::unique_ptr<VsSimulator> sim_;
 };
 
-TEST_F(VsClientTest, JoinRoomSendsTheDocumentedBytes) {
+TEST_P(VsClientTest, JoinRoomSendsTheDocumentedBytes) {
   auto client = Client();
   VsResult result = Await([&](VsCallback cb) { return client->JoinRoom(Join(), std::move(cb)); });
   ASSERT_TRUE(result.accepted()) << result.status;
@@ -100,7 +102,7 @@ TEST_F(VsClientTest, JoinRoomSendsTheDocumentedBytes) {
   EXPECT_EQ(requests[0].key, kKey);
 }
 
-TEST_F(VsClientTest, LeavePingAndCreditsSendTheDocumentedBytes) {
+TEST_P(VsClientTest, LeavePingAndCreditsSendTheDocumentedBytes) {
   auto client = Client();
   ASSERT_TRUE(Await([&](VsCallback cb) {
                 return client->LeaveRoom(Presence(), std::move(cb));
@@ -117,7 +119,7 @@ TEST_F(VsClientTest, LeavePingAndCreditsSendTheDocumentedBytes) {
   EXPECT_EQ(requests[2].body, "function=updateCredits&customerId=7&credits=99");
 }
 
-TEST_F(VsClientTest, GuestOmitsCustomerIdAndSendsRegisteredZero) {
+TEST_P(VsClientTest, GuestOmitsCustomerIdAndSendsRegisteredZero) {
   auto client = Client();
   JoinRoomRequest join = Join();
   join.customer_id.reset();
@@ -133,7 +135,7 @@ TEST_F(VsClientTest, GuestOmitsCustomerIdAndSendsRegisteredZero) {
   EXPECT_EQ(sim_->Requests()[1].body, "function=leaveRoom&performerId=42&nickname=bob_1000");
 }
 
-TEST_F(VsClientTest, HostileNicknameArrivesByteExactAndInjectsNothing) {
+TEST_P(VsClientTest, HostileNicknameArrivesByteExactAndInjectsNothing) {
   auto client = Client();
   JoinRoomRequest join = Join();
   join.nickname = "Zoë & Co=1+1&customerId=666&function=leaveRoom";
@@ -147,7 +149,7 @@ TEST_F(VsClientTest, HostileNicknameArrivesByteExactAndInjectsNothing) {
   EXPECT_EQ(result.nickname, join.nickname + "_1000");
 }
 
-TEST_F(VsClientTest, ParsesStrictJsonAnswersToo) {
+TEST_P(VsClientTest, ParsesStrictJsonAnswersToo) {
   sim_.reset();
   StartSimulator(/*relaxed=*/false);
   auto client = Client();
@@ -156,7 +158,7 @@ TEST_F(VsClientTest, ParsesStrictJsonAnswersToo) {
   EXPECT_EQ(result.nickname, "bob_1000");
 }
 
-TEST_F(VsClientTest, SuccessFalseIsRejectedWithVsMessage) {
+TEST_P(VsClientTest, SuccessFalseIsRejectedWithVsMessage) {
   FaultRule rule;
   rule.function = "joinRoom";
   rule.reject = true;
@@ -170,7 +172,7 @@ TEST_F(VsClientTest, SuccessFalseIsRejectedWithVsMessage) {
   EXPECT_EQ(result.http_status, 200);
 }
 
-TEST_F(VsClientTest, WrongKeyIsRejectedByTheSimulator) {
+TEST_P(VsClientTest, WrongKeyIsRejectedByTheSimulator) {
   VsClientOptions options = Options();
   options.key = "not-the-key";
   auto client = Client(options);
@@ -180,7 +182,7 @@ TEST_F(VsClientTest, WrongKeyIsRejectedByTheSimulator) {
   EXPECT_EQ(result.vs_message, "invalid key");
 }
 
-TEST_F(VsClientTest, LeaveIsRetriedAfter503UntilAccepted) {
+TEST_P(VsClientTest, LeaveIsRetriedAfter503UntilAccepted) {
   FaultRule rule;
   rule.function = "leaveRoom";
   rule.http_status = 503;
@@ -195,7 +197,7 @@ TEST_F(VsClientTest, LeaveIsRetriedAfter503UntilAccepted) {
   EXPECT_EQ(client->stats().retries, 2);
 }
 
-TEST_F(VsClientTest, CreditsAreRetriedAfter429) {
+TEST_P(VsClientTest, CreditsAreRetriedAfter429) {
   FaultRule rule;
   rule.function = "updateCredits";
   rule.http_status = 429;
@@ -209,7 +211,7 @@ TEST_F(VsClientTest, CreditsAreRetriedAfter429) {
   EXPECT_EQ(sim_->Count("updateCredits"), 2);
 }
 
-TEST_F(VsClientTest, LeaveRetriesStopAtTheBudget) {
+TEST_P(VsClientTest, LeaveRetriesStopAtTheBudget) {
   FaultRule rule;
   rule.function = "leaveRoom";
   rule.http_status = 500;
@@ -230,7 +232,7 @@ TEST_F(VsClientTest, LeaveRetriesStopAtTheBudget) {
   EXPECT_LT(took, absl::Seconds(2));
 }
 
-TEST_F(VsClientTest, PingIsNeverRetried) {
+TEST_P(VsClientTest, PingIsNeverRetried) {
   FaultRule rule;
   rule.function = "pingRoom";
   rule.http_status = 503;
@@ -243,7 +245,7 @@ TEST_F(VsClientTest, PingIsNeverRetried) {
   EXPECT_EQ(sim_->Count("pingRoom"), 1);
 }
 
-TEST_F(VsClientTest, JoinIsNotRetriedOnceItMayHaveReachedVs) {
+TEST_P(VsClientTest, JoinIsNotRetriedOnceItMayHaveReachedVs) {
   FaultRule rule;
   rule.function = "joinRoom";
   rule.http_status = 502;
@@ -254,7 +256,7 @@ TEST_F(VsClientTest, JoinIsNotRetriedOnceItMayHaveReachedVs) {
   EXPECT_EQ(sim_->Count("joinRoom"), 1);
 }
 
-TEST_F(VsClientTest, DroppedConnectionIsATransportError) {
+TEST_P(VsClientTest, DroppedConnectionIsATransportError) {
   FaultRule rule;
   rule.drop_connection = true;
   rule.times = 1;
@@ -269,7 +271,7 @@ TEST_F(VsClientTest, DroppedConnectionIsATransportError) {
       Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); }).accepted());
 }
 
-TEST_F(VsClientTest, GarbageBodyIsAProtocolError) {
+TEST_P(VsClientTest, GarbageBodyIsAProtocolError) {
   FaultRule rule;
   rule.garbage = true;
   sim_->AddFault(rule);
@@ -281,7 +283,7 @@ TEST_F(VsClientTest, GarbageBodyIsAProtocolError) {
   EXPECT_NE(result.status.message().find("502 Bad Gateway"), std::string::npos) << result.status;
 }
 
-TEST_F(VsClientTest, LeaveIsRetriedAfterAnAnswerItCannotRead) {
+TEST_P(VsClientTest, LeaveIsRetriedAfterAnAnswerItCannotRead) {
   FaultRule rule;
   rule.function = "leaveRoom";
   rule.garbage = true;
@@ -294,7 +296,7 @@ TEST_F(VsClientTest, LeaveIsRetriedAfterAnAnswerItCannotRead) {
   EXPECT_EQ(result.attempts, 3);
 }
 
-TEST_F(VsClientTest, SlowVsIsATimeout) {
+TEST_P(VsClientTest, SlowVsIsATimeout) {
   FaultRule rule;
   rule.latency = absl::Milliseconds(800);
   sim_->AddFault(rule);
@@ -307,7 +309,7 @@ TEST_F(VsClientTest, SlowVsIsATimeout) {
   EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded);
 }
 
-TEST_F(VsClientTest, RefusedConnectionIsNotConnected) {
+TEST_P(VsClientTest, RefusedConnectionIsNotConnected) {
   sim_->Stop();
   auto client = Client();
   VsResult result =
@@ -316,7 +318,7 @@ TEST_F(VsClientTest, RefusedConnectionIsNotConnected) {
   EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable);
 }
 
-TEST_F(VsClientTest, LeaveIsDeliveredWhenVsComesBack) {
+TEST_P(VsClientTest, LeaveIsDeliveredWhenVsComesBack) {
   sim_->Stop();
   auto client = Client();
   absl::Notification done;
@@ -337,7 +339,7 @@ TEST_F(VsClientTest, LeaveIsDeliveredWhenVsComesBack) {
   EXPECT_EQ(sim_->Count("leaveRoom"), 1);
 }
 
-TEST_F(VsClientTest, ReusesKeepAliveConnections) {
+TEST_P(VsClientTest, ReusesKeepAliveConnections) {
   auto client = Client();
   constexpr int kCalls = 200;
   absl::Mutex mu;
@@ -361,7 +363,7 @@ TEST_F(VsClientTest, ReusesKeepAliveConnections) {
   EXPECT_LE(client->stats().connections_opened, 4);
 }
 
-TEST_F(VsClientTest, RefusesPastTheInFlightBoundButNeverRefusesLeaves) {
+TEST_P(VsClientTest, RefusesPastTheInFlightBoundButNeverRefusesLeaves) {
   FaultRule rule;
   rule.latency = absl::Milliseconds(300);
   sim_->AddFault(rule);
@@ -382,7 +384,7 @@ TEST_F(VsClientTest, RefusesPastTheInFlightBoundButNeverRefusesLeaves) {
 
 // Several event loops: every request completes, once, within the connection
 // budget they share.
-TEST_F(VsClientTest, SeveralEventLoopsShareTheWorkAndTheConnections) {
+TEST_P(VsClientTest, SeveralEventLoopsShareTheWorkAndTheConnections) {
   VsClientOptions options = Options();
   options.event_loops = 3;
   options.max_connections = 6;
@@ -410,7 +412,7 @@ TEST_F(VsClientTest, SeveralEventLoopsShareTheWorkAndTheConnections) {
 
 // Pings get three quarters of the bound: when VS falls behind, a join still
 // finds room.
-TEST_F(VsClientTest, PingsLeaveRoomForJoinsUnderTheInFlightBound) {
+TEST_P(VsClientTest, PingsLeaveRoomForJoinsUnderTheInFlightBound) {
   FaultRule rule;
   rule.latency = absl::Milliseconds(300);
   sim_->AddFault(rule);
@@ -426,7 +428,7 @@ TEST_F(VsClientTest, PingsLeaveRoomForJoinsUnderTheInFlightBound) {
   EXPECT_TRUE(client->Drain(absl::Now() + absl::Seconds(10)));
 }
 
-TEST_F(VsClientTest, ShutdownCancelsWhatIsPendingExactlyOnce) {
+TEST_P(VsClientTest, ShutdownCancelsWhatIsPendingExactlyOnce) {
   sim_->Stop();
   auto client = Client();
   int calls = 0;
@@ -444,7 +446,7 @@ TEST_F(VsClientTest, ShutdownCancelsWhatIsPendingExactlyOnce) {
   EXPECT_EQ(out.outcome, VsOutcome::kCancelled);
 }
 
-TEST_F(VsClientTest, TheKeyNeverAppearsInErrors) {
+TEST_P(VsClientTest, TheKeyNeverAppearsInErrors) {
   VsClientOptions options = Options();
   auto client = Client(options);
   FaultRule echo;
@@ -476,7 +478,7 @@ TEST_F(VsClientTest, TheKeyNeverAppearsInErrors) {
   EXPECT_EQ(results[0].vs_message, "bad key <key>");
 }
 
-TEST_F(VsClientTest, HttpsWorksAndVerifiesTheCertificate) {
+TEST_P(VsClientTest, HttpsWorksAndVerifiesTheCertificate) {
   testing::TestPki tls("vs_tls");
   ASSERT_TRUE(tls.ok);
   VsSimulatorOptions sim_options;
@@ -507,7 +509,7 @@ TEST_F(VsClientTest, HttpsWorksAndVerifiesTheCertificate) {
   EXPECT_EQ(https_sim.Count("pingRoom"), 0);
 }
 
-TEST_F(VsClientTest, CreateRejectsBadOptions) {
+TEST_P(VsClientTest, CreateRejectsBadOptions) {
   VsClientOptions options = Options();
   options.base_url = "ftp://127.0.0.1:1";
   EXPECT_EQ(VsClient::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
@@ -515,6 +517,12 @@ TEST_F(VsClientTest, CreateRejectsBadOptions) {
   options.key = "";
   EXPECT_EQ(VsClient::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
 }
+
+INSTANTIATE_TEST_SUITE_P(HttpClients, VsClientTest,
+                         ::testing::Values(VsHttpClient::kBuiltIn, VsHttpClient::kLibcurl),
+                         [](const ::testing::TestParamInfo<VsHttpClient>& info) {
+                           return info.param == VsHttpClient::kBuiltIn ? "BuiltIn" : "Libcurl";
+                         });
 
 }  // namespace
 }  // namespace presence::vs
