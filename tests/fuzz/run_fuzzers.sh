@@ -33,11 +33,13 @@ build() {  # build NAME SOURCES...
 build response_parser_fuzzer "$root/tests/fuzz/response_parser_fuzzer.cc" \
   "$root/server/vs/response_parser.cc"
 build form_fuzzer "$root/tests/fuzz/form_fuzzer.cc" "$root/server/vs/form.cc"
+build http_response_reader_fuzzer "$root/tests/fuzz/http_response_reader_fuzzer.cc" \
+  "$root/server/vs/http_response_reader.cc"
 build join_validation_fuzzer "$root/tests/fuzz/join_validation_fuzzer.cc" \
   "$root/server/session/join_validation.cc" "$gen/presence/v1/presence.pb.cc"
 
 status=0
-for target in response_parser form join_validation; do
+for target in response_parser form http_response_reader join_validation; do
   corpus="$out/corpus_$target"
   mkdir -p "$corpus"
   echo "fuzzing $target for ${seconds}s"
