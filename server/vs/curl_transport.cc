@@ -116,7 +116,7 @@ class CurlTransport final : public Transport {
     return abandoned;
   }
 
-  size_t active() const override { return active_.size() + finished_.size(); }
+  size_t active() const override { return active_.size(); }
 
  private:
   absl::Status ConfigureMulti() {

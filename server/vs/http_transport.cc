@@ -107,7 +107,7 @@ class HttpTransport final : public Transport {
 
   absl::Status Start(Attempt* attempt) override {
     attempt->ClearOutcome();
-    ++active_;
+    ++not_taken_;
     Connection* connection = nullptr;
     if (!idle_.empty()) {
       connection = idle_.back();
@@ -159,7 +159,7 @@ class HttpTransport final : public Transport {
   }
 
   std::vector<Attempt*> TakeFinished() override {
-    active_ -= finished_.size();
+    not_taken_ -= finished_.size();
     return std::exchange(finished_, {});
   }
 
@@ -173,11 +173,11 @@ class HttpTransport final : public Transport {
       abandoned.push_back(std::exchange(c->attempt, nullptr));
       Close(c);
     }
-    active_ = 0;
+    not_taken_ = 0;
     return abandoned;
   }
 
-  size_t active() const override { return active_; }
+  size_t active() const override { return not_taken_ - finished_.size(); }
 
  private:
   // A new connection for `attempt`, connecting; null when it could not even
@@ -298,7 +298,10 @@ class HttpTransport final : public Transport {
           if (n == 0) return false;  // Unreachable: OnEof ends the reading.
           continue;
         case HttpResponseReader::State::kDone:
-          return Answered(c, /*reusable=*/n > 0 && used == static_cast<size_t>(n));
+          // Reusable only if nothing followed the answer and the request
+          // went out whole (a server may answer early, then hang up).
+          return Answered(
+              c, /*reusable=*/n > 0 && used == static_cast<size_t>(n) && c->sent == c->out.size());
         case HttpResponseReader::State::kError:
           if (n == 0) {
             Lost(c, reader.started() ? CURLE_PARTIAL_FILE : CURLE_GOT_NOTHING,
@@ -425,7 +428,7 @@ class HttpTransport final : public Transport {
   absl::flat_hash_map<int, std::unique_ptr<Connection>> connections_;  // By descriptor.
   std::vector<Connection*> idle_;  // The most recently used last.
   std::vector<Attempt*> finished_;
-  size_t active_ = 0;
+  size_t not_taken_ = 0;  // Started, not yet taken back (finished or not).
 };
 
 }  // namespace

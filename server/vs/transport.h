@@ -89,7 +89,7 @@ class Transport {
   // Gives back every attempt not yet taken back, finished or not (the
   // unfinished ones' connections closed): the loop is shutting down.
   virtual std::vector<Attempt*> Abandon() = 0;
-  // Attempts started and not yet taken back.
+  // Attempts started and not finished: those holding a connection.
   virtual size_t active() const = 0;
 };
 

@@ -208,8 +208,10 @@ class VsClient::EventLoop {
         waiting_.Push(retries_.top().request->function, retries_.top().request, now);
         retries_.pop();
       }
-      ProcessCompletions();
+      // Send first, then run the answers' callbacks: a join that arrived
+      // with a batch of ping answers goes out before they are handled.
       StartWaiting();
+      ProcessCompletions();
     }
   }
 
@@ -267,8 +269,15 @@ class VsClient::EventLoop {
     return absl::OkStatus();
   }
 
+  // Answers in priority order (leaves and joins before pings), each kind in
+  // the order it came.
   void ProcessCompletions() {
-    for (Attempt* attempt : transport_->TakeFinished()) {
+    std::vector<Attempt*> finished = transport_->TakeFinished();
+    std::stable_sort(finished.begin(), finished.end(), [](Attempt* a, Attempt* b) {
+      return Priority(static_cast<Request*>(a)->function) <
+             Priority(static_cast<Request*>(b)->function);
+    });
+    for (Attempt* attempt : finished) {
       auto* request = static_cast<Request*>(attempt);
       VsResult result = ClassifyAttempt(Report(*request), redactor_);
       absl::Duration delay;
