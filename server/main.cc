@@ -19,6 +19,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
@@ -296,9 +297,14 @@ int main(int argc, char** argv) {
   std::string listen = options.listen;
   size_t colon = listen.rfind(':');
   if (colon != std::string::npos) listen = listen.substr(0, colon);
-  presence::log::Fields fields = {{"address", absl::StrCat(listen, ":", (*server)->port())},
-                                  {"vs", options.vs.base_url},
-                                  {"ping_interval", absl::FormatDuration(options.ping_interval)}};
+  presence::log::Fields fields = {
+      {"address", absl::StrCat(listen, ":", (*server)->port())},
+      {"vs", options.vs.base_url},
+      {"vs_http_client", options.vs.http_client == presence::vs::VsHttpClient::kLibcurl ||
+                                 absl::StartsWith(options.vs.base_url, "https://")
+                             ? "libcurl"
+                             : "builtin"},
+      {"ping_interval", absl::FormatDuration(options.ping_interval)}};
   // The admin ports too, so that a test or a script can start with port 0.
   if ((*server)->metrics_port() != 0) {
     fields.emplace_back("metrics_port", absl::StrCat((*server)->metrics_port()));
