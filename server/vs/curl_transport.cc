@@ -159,6 +159,9 @@ class CurlTransport final : public Transport {
              SetOption(e, CURLOPT_CONNECTTIMEOUT_MS, Millis(options_.connect_timeout)),
              SetOption(e, CURLOPT_DNS_CACHE_TIMEOUT,
                        static_cast<long>(absl::ToInt64Seconds(options_.dns_cache_ttl))),
+             SetOption(e, CURLOPT_MAXAGE_CONN,
+                       std::max(1L, static_cast<long>(
+                                        absl::ToInt64Seconds(options_.connection_max_idle)))),
              SetOption(e, CURLOPT_WRITEFUNCTION, &CurlTransport::OnWrite),
              SetOption(e, CURLOPT_SOCKOPTFUNCTION, &CurlTransport::OnNewSocket),
              SetOption(e, CURLOPT_SOCKOPTDATA, this),

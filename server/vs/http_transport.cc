@@ -91,6 +91,7 @@ struct Connection {
   std::string out;              // The request's bytes.
   size_t sent = 0;
   uint32_t watching = 0;  // The epoll events registered.
+  absl::Time idle_since;  // Of the clock; while idle.
   HttpResponseReader reader;
 };
 
@@ -108,11 +109,8 @@ class HttpTransport final : public Transport {
   absl::Status Start(Attempt* attempt) override {
     attempt->ClearOutcome();
     ++not_taken_;
-    Connection* connection = nullptr;
-    if (!idle_.empty()) {
-      connection = idle_.back();
-      idle_.pop_back();
-    } else {
+    Connection* connection = TakeIdle();
+    if (connection == nullptr) {
       connection = Open(attempt);
       if (connection == nullptr) return absl::OkStatus();  // Finished with the reason.
     }
@@ -180,6 +178,22 @@ class HttpTransport final : public Transport {
   size_t active() const override { return not_taken_ - finished_.size(); }
 
  private:
+  // The most recently used idle connection, once those idle past
+  // connection_max_idle are closed (they are the oldest: at the front).
+  Connection* TakeIdle() {
+    const absl::Time now = clock_->Now();
+    size_t stale = 0;
+    while (stale < idle_.size() && now - idle_[stale]->idle_since > options_.connection_max_idle) {
+      ++stale;
+    }
+    const std::vector<Connection*> closing(idle_.begin(), idle_.begin() + stale);
+    for (Connection* c : closing) Close(c);
+    if (idle_.empty()) return nullptr;
+    Connection* c = idle_.back();
+    idle_.pop_back();
+    return c;
+  }
+
   // A new connection for `attempt`, connecting; null when it could not even
   // begin (then the attempt is finished with the reason).
   Connection* Open(Attempt* attempt) {
@@ -330,6 +344,7 @@ class HttpTransport final : public Transport {
       Close(c);
       return false;
     }
+    c->idle_since = clock_->Now();
     idle_.push_back(c);
     return true;
   }

@@ -17,8 +17,9 @@
 // loop's thread: an IP literal or /etc/hosts name costs nothing; a name that
 // needs DNS blocks the loop while it resolves), Content-Length, chunked and
 // close-delimited answers, interim 1xx answers skipped, Connection: close
-// honoured, idle connections the server closed noticed and dropped, and a
-// request that finds its reused connection already closed by the server (no
+// honoured, idle connections the server closed noticed and dropped, those
+// idle past connection_max_idle closed instead of reused, and a request that
+// finds its reused connection already closed by the server (no
 // byte of an answer) sent once more on a new connection. Not supported:
 // proxies, redirects, credentials in the URL, HTTP/2.
 

@@ -159,8 +159,10 @@ class ScriptedVs {
   std::thread thread_;
 };
 
-std::unique_ptr<VsClient> Client(const ScriptedVs& vs) {
+std::unique_ptr<VsClient> Client(const ScriptedVs& vs,
+                                 absl::Duration max_idle = absl::Seconds(118)) {
   VsClientOptions options;
+  options.connection_max_idle = max_idle;
   options.base_url = vs.url();
   options.key = "k&y";
   options.http_client = VsHttpClient::kBuiltIn;
@@ -259,6 +261,22 @@ TEST(HttpTransportTest, AnAnswerPastTheBoundIsAProtocolError) {
   // The connection was dropped, not left with the rest of the answer on it.
   EXPECT_TRUE(Ping(*client).accepted());
   EXPECT_EQ(vs.connections(), 2);
+}
+
+TEST(HttpTransportTest, AConnectionIdlePastItsBoundIsNotReused) {
+  ScriptedVs vs({});
+  auto client = Client(vs, /*max_idle=*/absl::Seconds(1));
+  ASSERT_TRUE(Ping(*client).accepted());
+  ASSERT_TRUE(Ping(*client).accepted());  // At once: the same connection.
+  EXPECT_EQ(vs.connections(), 1);
+  // Time itself is the condition here: the connection must age past its bound.
+  absl::SleepFor(absl::Milliseconds(1200));
+  VsResult result = Ping(*client);
+  EXPECT_TRUE(result.accepted()) << result.status;
+  EXPECT_EQ(result.attempts, 1);
+  EXPECT_EQ(vs.requests(), 3);  // Nothing was sent on the aged connection.
+  EXPECT_EQ(vs.connections(), 2);
+  EXPECT_EQ(client->stats().connections_opened, 2);
 }
 
 TEST(HttpTransportTest, UrlsItCannotServeAreRefusedUpFront) {

@@ -59,6 +59,7 @@ struct TransportOptions {
   std::string url;
   absl::Duration connect_timeout = absl::Seconds(2);
   absl::Duration dns_cache_ttl = absl::Minutes(5);
+  absl::Duration connection_max_idle = absl::Seconds(118);
   std::string ca_file;  // https only.
   // This loop's share of the connections to VS.
   int max_connections = 32;

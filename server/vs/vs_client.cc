@@ -159,6 +159,7 @@ class VsClient::EventLoop {
     transport.url = url_;
     transport.connect_timeout = options_.connect_timeout;
     transport.dns_cache_ttl = options_.dns_cache_ttl;
+    transport.connection_max_idle = options_.connection_max_idle;
     transport.ca_file = options_.ca_file;
     transport.max_connections = std::max(1, options_.max_connections);
     transport.epoll_fd = fds_.epoll.get();

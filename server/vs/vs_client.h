@@ -73,6 +73,10 @@ struct VsClientOptions {
   int max_in_flight = 50000;
   // How long a resolved VS address is reused before being resolved again.
   absl::Duration dns_cache_ttl = absl::Minutes(5);
+  // A keep-alive connection idle longer than this is closed rather than
+  // reused (a middlebox may have forgotten it without a word). libcurl's
+  // default; libcurl counts whole seconds.
+  absl::Duration connection_max_idle = absl::Seconds(118);
   VsHttpClient http_client = VsHttpClient::kBuiltIn;
   // For https:// URLs: a CA bundle to verify VS with (empty: system CAs).
   std::string ca_file;
