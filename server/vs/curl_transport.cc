@@ -103,7 +103,10 @@ class CurlTransport final : public Transport {
     CollectFinished();
   }
 
-  std::vector<Attempt*> TakeFinished() override { return std::exchange(finished_, {}); }
+  void TakeFinished(std::vector<Attempt*>* finished) override {
+    finished->clear();
+    finished->swap(finished_);
+  }
 
   std::vector<Attempt*> Abandon() override {
     std::vector<Attempt*> abandoned = std::exchange(finished_, {});

@@ -6,7 +6,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
@@ -144,7 +143,7 @@ void HttpResponseReader::OnHeader(absl::string_view line) {
   } else if (absl::EqualsIgnoreCase(name, "Transfer-Encoding")) {
     // Only chunked is understood (VS compresses nothing we did not ask for).
     if (!absl::EqualsIgnoreCase(value, "chunked")) {
-      return Fail(absl::StrCat("an unsupported Transfer-Encoding"));
+      return Fail("an unsupported Transfer-Encoding");
     }
     chunked_ = true;
   } else if (absl::EqualsIgnoreCase(name, "Connection")) {

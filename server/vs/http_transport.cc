@@ -86,13 +86,17 @@ struct Connection {
   bool connecting = true;
   int answers = 0;              // Answers read on it before the current request.
   Attempt* attempt = nullptr;   // Null: idle.
-  absl::Time deadline;          // The attempt's (the connect's, while connecting).
-  absl::Time attempt_deadline;  // The attempt's.
-  std::string out;              // The request's bytes.
+  absl::Time connect_deadline;  // While connecting.
+  absl::Time attempt_deadline;
+  std::string out;  // The request's bytes.
   size_t sent = 0;
   uint32_t watching = 0;  // The epoll events registered.
   absl::Time idle_since;  // Of the clock; while idle.
   HttpResponseReader reader;
+
+  absl::Time deadline() const {
+    return connecting ? std::min(connect_deadline, attempt_deadline) : attempt_deadline;
+  }
 };
 
 class HttpTransport final : public Transport {
@@ -136,7 +140,7 @@ class HttpTransport final : public Transport {
     if (!finished_.empty()) return absl::InfinitePast();
     std::optional<absl::Time> next;
     for (const auto& [fd, c] : connections_) {
-      if (c->attempt != nullptr && (!next || c->deadline < *next)) next = c->deadline;
+      if (c->attempt != nullptr && (!next || c->deadline() < *next)) next = c->deadline();
     }
     return next;
   }
@@ -144,10 +148,10 @@ class HttpTransport final : public Transport {
   void OnTimer(absl::Time now) override {
     std::vector<Connection*> expired;
     for (const auto& [fd, c] : connections_) {
-      if (c->attempt != nullptr && c->deadline <= now) expired.push_back(c.get());
+      if (c->attempt != nullptr && c->deadline() <= now) expired.push_back(c.get());
     }
     for (Connection* c : expired) {
-      const bool connect = c->connecting && c->deadline < c->attempt_deadline;
+      const bool connect = c->connecting && c->connect_deadline < c->attempt_deadline;
       const absl::Duration limit = connect ? options_.connect_timeout : c->attempt->timeout;
       Fail(c, CURLE_OPERATION_TIMEDOUT,
            absl::StrCat(
@@ -156,9 +160,10 @@ class HttpTransport final : public Transport {
     }
   }
 
-  std::vector<Attempt*> TakeFinished() override {
+  void TakeFinished(std::vector<Attempt*>* finished) override {
     not_taken_ -= finished_.size();
-    return std::exchange(finished_, {});
+    finished->clear();
+    finished->swap(finished_);
   }
 
   std::vector<Attempt*> Abandon() override {
@@ -226,6 +231,7 @@ class HttpTransport final : public Transport {
     auto owned = std::make_unique<Connection>(std::move(fd), ++generation_);
     Connection* c = owned.get();
     c->connecting = rc != 0;
+    c->connect_deadline = clock_->Now() + options_.connect_timeout;
     connections_[raw] = std::move(owned);
     Watch(c, /*out=*/true);
     return c;
@@ -234,8 +240,6 @@ class HttpTransport final : public Transport {
   void Assign(Connection* c, Attempt* attempt, absl::Time deadline) {
     c->attempt = attempt;
     c->attempt_deadline = deadline;
-    c->deadline =
-        c->connecting ? std::min(deadline, clock_->Now() + options_.connect_timeout) : deadline;
     c->out.assign(head_);
     absl::StrAppend(&c->out, attempt->body.size(), "\r\n\r\n", attempt->body);
     c->sent = 0;
@@ -255,12 +259,7 @@ class HttpTransport final : public Transport {
       return false;
     }
     c->connecting = false;
-    c->deadline = c->attempt_deadline;
-    if (c->attempt == nullptr) {
-      Watch(c, /*out=*/false);
-      return true;
-    }
-    return Send(c);
+    return Send(c);  // A connecting connection always carries its attempt.
   }
 
   // Writes what the socket takes; false if the connection is gone.
@@ -308,8 +307,7 @@ class HttpTransport final : public Transport {
         used = reader.Feed(absl::string_view(buffer, static_cast<size_t>(n)));
       }
       switch (reader.state()) {
-        case HttpResponseReader::State::kReading:
-          if (n == 0) return false;  // Unreachable: OnEof ends the reading.
+        case HttpResponseReader::State::kReading:  // Never after OnEof.
           continue;
         case HttpResponseReader::State::kDone:
           // Reusable only if nothing followed the answer and the request

@@ -85,8 +85,9 @@ class Transport {
   // finished attempts are waiting to be taken.
   virtual std::optional<absl::Time> NextDeadline() const = 0;
   virtual void OnTimer(absl::Time now) = 0;
-  // Attempts finished since the last call, outcomes filled in.
-  virtual std::vector<Attempt*> TakeFinished() = 0;
+  // Replaces `*finished` with the attempts finished since the last call,
+  // outcomes filled in (swapping buffers: nothing is allocated per call).
+  virtual void TakeFinished(std::vector<Attempt*>* finished) = 0;
   // Gives back every attempt not yet taken back, finished or not (the
   // unfinished ones' connections closed): the loop is shutting down.
   virtual std::vector<Attempt*> Abandon() = 0;

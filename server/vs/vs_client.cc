@@ -270,27 +270,34 @@ class VsClient::EventLoop {
     return absl::OkStatus();
   }
 
-  // Answers in priority order (leaves and joins before pings), each kind in
-  // the order it came.
+  // Answers pings last (leaves, joins and credits first), each in the order
+  // it came.
   void ProcessCompletions() {
-    std::vector<Attempt*> finished = transport_->TakeFinished();
-    std::stable_sort(finished.begin(), finished.end(), [](Attempt* a, Attempt* b) {
-      return Priority(static_cast<Request*>(a)->function) <
-             Priority(static_cast<Request*>(b)->function);
-    });
-    for (Attempt* attempt : finished) {
+    transport_->TakeFinished(&finished_);
+    size_t pings = 0;  // Moved to the front as the others complete.
+    for (Attempt* attempt : finished_) {
       auto* request = static_cast<Request*>(attempt);
-      VsResult result = ClassifyAttempt(Report(*request), redactor_);
-      absl::Duration delay;
-      absl::Time now = clock_->Now();
-      if (policy_.ShouldRetry(request->function, result, request->attempt,
-                              now - request->first_sent, &delay, request->budget)) {
-        counters_->retries.fetch_add(1, std::memory_order_relaxed);
-        retries_.push(Retry{now + delay, request});
-        continue;
+      if (request->function == VsFunction::kPingRoom) {
+        finished_[pings++] = attempt;
+      } else {
+        Complete(request);
       }
-      Finish(request, std::move(result));
     }
+    for (size_t i = 0; i < pings; ++i) Complete(static_cast<Request*>(finished_[i]));
+  }
+
+  // One attempt's outcome: retried later, or the request is finished.
+  void Complete(Request* request) {
+    VsResult result = ClassifyAttempt(Report(*request), redactor_);
+    absl::Duration delay;
+    absl::Time now = clock_->Now();
+    if (policy_.ShouldRetry(request->function, result, request->attempt, now - request->first_sent,
+                            &delay, request->budget)) {
+      counters_->retries.fetch_add(1, std::memory_order_relaxed);
+      retries_.push(Retry{now + delay, request});
+      return;
+    }
+    Finish(request, std::move(result));
   }
 
   AttemptReport Report(const Request& request) const {
@@ -350,6 +357,7 @@ class VsClient::EventLoop {
   std::priority_queue<Retry, std::vector<Retry>, std::greater<Retry>> retries_;
   // Ready, waiting for a connection: leaves first, pings last.
   PriorityFifo<Request*> waiting_;
+  std::vector<Attempt*> finished_;  // ProcessCompletions' buffer, kept for its capacity.
   std::thread thread_;
 };
 
