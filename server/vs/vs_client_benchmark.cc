@@ -7,7 +7,12 @@
 // client is the event thread's CPU time (read from /proc), printed apart from
 // the process total.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -17,11 +22,17 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "server/metrics/histogram.h"
+#include "server/vs/form.h"
+#include "server/vs/http_response_reader.h"
 #include "server/vs/vs_client.h"
 #include "server/vs_simulator/vs_simulator.h"
 
@@ -31,6 +42,10 @@ ABSL_FLAG(int, window, 2000, "Requests outstanding at once.");
 ABSL_FLAG(int, sequential, 0,
           "Instead: send this many joinRoom one at a time and print their latency percentiles "
           "(a direct HTTP call, to compare with a join through the gateway).");
+ABSL_FLAG(bool, plain, false,
+          "With --sequential: POST each joinRoom from the calling thread on one blocking "
+          "keep-alive socket, not through VsClient (a direct POST, with no hand-off to an "
+          "event loop). Needs an http://IPv4:PORT --vs_url.");
 ABSL_FLAG(std::string, vs_url, "",
           "Benchmark against this server instead of the built-in simulator.");
 
@@ -53,6 +68,113 @@ double ThreadCpuSeconds(long tid) {
   std::vector<std::string> fields = absl::StrSplit(line.substr(close + 2), ' ');
   if (fields.size() < 13) return 0;
   return (std::stod(fields[11]) + std::stod(fields[12])) / sysconf(_SC_CLK_TCK);
+}
+
+// One keep-alive connection, blocking: write a POST, read its answer.
+class PlainPoster {
+ public:
+  ~PlainPoster() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+  // `url` is http://IPV4:PORT[/base] as --vs_url takes it.
+  bool Connect(absl::string_view url, absl::string_view key) {
+    absl::string_view rest = url;
+    if (!absl::ConsumePrefix(&rest, "http://")) return false;
+    const size_t slash = rest.find('/');
+    const absl::string_view authority = rest.substr(0, slash);
+    const absl::string_view base =
+        slash == absl::string_view::npos ? "" : absl::StripSuffix(rest.substr(slash), "/");
+    const size_t colon = authority.rfind(':');
+    int port = 0;
+    if (colon == absl::string_view::npos || !absl::SimpleAtoi(authority.substr(colon + 1), &port)) {
+      return false;
+    }
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    if (inet_pton(AF_INET, std::string(authority.substr(0, colon)).c_str(), &address.sin_addr) !=
+        1) {
+      return false;
+    }
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) return false;
+    head_ = absl::StrCat("POST ", base, "/customer?key=", presence::vs::FormEscape(key),
+                         " HTTP/1.1\r\nHost: ", authority,
+                         "\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                         "Content-Length: ");
+    return true;
+  }
+
+  // Whether VS answered 200.
+  bool Post(absl::string_view body) {
+    const std::string request = absl::StrCat(head_, body.size(), "\r\n\r\n", body);
+    if (send(fd_, request.data(), request.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request.size())) {
+      return false;
+    }
+    reader_.Reset();
+    char buffer[16384];
+    while (reader_.state() == presence::vs::HttpResponseReader::State::kReading) {
+      const ssize_t got = recv(fd_, buffer, sizeof(buffer), 0);
+      if (got <= 0) return false;
+      reader_.Feed(absl::string_view(buffer, static_cast<size_t>(got)));
+    }
+    return reader_.state() == presence::vs::HttpResponseReader::State::kDone &&
+           reader_.status() == 200 && reader_.keep_alive();
+  }
+
+ private:
+  int fd_ = -1;
+  std::string head_;
+  presence::vs::HttpResponseReader reader_{1 << 16};
+};
+
+// --sequential: joinRoom one at a time, through `client` or (--plain) as a
+// plain POST from this thread; prints the latency percentiles.
+int Sequential(int n, const std::string& url, const std::string& key,
+               presence::vs::VsClient& client) {
+  presence::vs::JoinRoomRequest join;
+  join.performer_id = 1;
+  join.nickname = "direct";
+  join.ip_address = "198.51.100.9";
+  const bool plain = absl::GetFlag(FLAGS_plain);
+  PlainPoster poster;
+  if (plain && !poster.Connect(url, key)) {
+    std::fprintf(stderr, "--plain needs an http://IPV4:PORT --vs_url that accepts connections\n");
+    return 1;
+  }
+  const std::string body = presence::vs::VsClient::JoinRoomBody(join);
+  auto through_client = [&] {
+    absl::Notification done;
+    bool ok = false;
+    absl::Status taken = client.JoinRoom(join, [&](presence::vs::VsResult r) {
+      ok = r.accepted();
+      done.Notify();
+    });
+    if (!taken.ok()) return false;
+    done.WaitForNotification();
+    return ok;
+  };
+  presence::metrics::LatencyHistogram latency;
+  int failed = 0;
+  for (int i = 0; i < n + 100; ++i) {  // The first 100 warm the connection.
+    absl::Time start = absl::Now();
+    const bool ok = plain ? poster.Post(body) : through_client();
+    if (i < 100) continue;
+    if (ok) {
+      latency.Record(absl::Now() - start);
+    } else {
+      ++failed;
+    }
+  }
+  std::printf("direct joinRoom one at a time%s: %d ok, %d failed; latency p50=%.0fus p99=%.0fus\n",
+              plain ? " (plain POST)" : "", n - failed, failed,
+              absl::ToDoubleMicroseconds(latency.Percentile(0.5)),
+              absl::ToDoubleMicroseconds(latency.Percentile(0.99)));
+  return failed == 0 ? 0 : 1;
 }
 
 }  // namespace
@@ -86,33 +208,7 @@ int main(int argc, char** argv) {
   }
 
   if (int n = absl::GetFlag(FLAGS_sequential); n > 0) {
-    presence::metrics::LatencyHistogram latency;
-    presence::vs::JoinRoomRequest join;
-    join.performer_id = 1;
-    join.nickname = "direct";
-    join.ip_address = "198.51.100.9";
-    int failed = 0;
-    for (int i = 0; i < n + 100; ++i) {  // The first 100 warm the connection.
-      absl::Notification done;
-      bool ok = false;
-      absl::Time start = absl::Now();
-      absl::Status taken = (*client)->JoinRoom(join, [&](presence::vs::VsResult r) {
-        ok = r.accepted();
-        done.Notify();
-      });
-      if (!taken.ok()) return 1;
-      done.WaitForNotification();
-      if (i < 100) continue;
-      if (ok) {
-        latency.Record(absl::Now() - start);
-      } else {
-        ++failed;
-      }
-    }
-    std::printf("direct joinRoom one at a time: %d ok, %d failed; latency p50=%.0fus p99=%.0fus\n",
-                n - failed, failed, absl::ToDoubleMicroseconds(latency.Percentile(0.5)),
-                absl::ToDoubleMicroseconds(latency.Percentile(0.99)));
-    return failed == 0 ? 0 : 1;
+    return Sequential(n, url, sim_options.key, **client);
   }
 
   std::atomic<long> event_tid{0};
