@@ -132,6 +132,10 @@ void RenderVsClient(const vs::VsClient& client, std::string& out) {
   Header(&out, "presence_vs_requests_total", "counter",
          "HTTP requests sent to VS, retries included.");
   Sample(&out, "presence_vs_requests_total", "", vs.requests_sent);
+  Header(&out, "presence_vs_requests_sent_by_caller_total", "counter",
+         "Of presence_vs_requests_total, those the submitting thread sent itself on a free "
+         "kept-alive connection, with no hand-off to a VS event loop.");
+  Sample(&out, "presence_vs_requests_sent_by_caller_total", "", vs.sent_by_caller);
   Header(&out, "presence_vs_retries_total", "counter", "VS requests sent again after a failure.");
   Sample(&out, "presence_vs_retries_total", "", vs.retries);
   Header(&out, "presence_vs_requests_in_flight", "gauge", "VS requests taken and not finished.");

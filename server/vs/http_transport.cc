@@ -182,6 +182,11 @@ class HttpTransport final : public Transport {
 
   size_t active() const override { return not_taken_ - finished_.size(); }
 
+  bool ReadyToSend() const override {
+    return !idle_.empty() &&
+           clock_->Now() - idle_.back()->idle_since <= options_.connection_max_idle;
+  }
+
  private:
   // The most recently used idle connection, once those idle past
   // connection_max_idle are closed (they are the oldest: at the front).

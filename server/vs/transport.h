@@ -11,7 +11,8 @@
 // The loop owns what is above an attempt (queues, priorities, retries,
 // classification); a transport owns connections and the bytes on them.
 //
-// Not thread-safe: everything runs on the loop's thread.
+// Not thread-safe: called under the loop's lock, on the loop's thread or,
+// when ReadyToSend(), on a caller's thread that starts its attempt itself.
 
 #include <curl/curl.h>
 #include <sys/epoll.h>
@@ -93,6 +94,10 @@ class Transport {
   virtual std::vector<Attempt*> Abandon() = 0;
   // Attempts started and not finished: those holding a connection.
   virtual size_t active() const = 0;
+  // Whether Start would send on a kept-alive connection at once, with no
+  // connect or name lookup: then a caller's thread may start an attempt
+  // itself (under the loop's lock), sparing the loop a wake-up.
+  virtual bool ReadyToSend() const { return false; }
 };
 
 }  // namespace presence::vs

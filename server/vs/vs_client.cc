@@ -1,6 +1,7 @@
 #include "server/vs/vs_client.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -41,14 +42,15 @@ bool UsesLibcurl(const VsClientOptions& options) {
 struct VsClient::Counters {
   std::array<metrics::LatencyHistogram, 4> latency;  // By VsFunction.
   std::atomic<int64_t> sent{0};
+  std::atomic<int64_t> sent_by_caller{0};
   std::atomic<int64_t> retries{0};
   std::atomic<int64_t> completed{0};
   std::atomic<int64_t> connections{0};
 };
 
 // One VS call, from Submit until its callback has run. Owned by the intake
-// queue, then by the event loop; touched only on the event thread once
-// handed over.
+// queue, then by the event loop; touched only under the loop's lock once
+// handed over (or started by the caller under it).
 struct VsClient::Request : Attempt {
   VsFunction function;
   std::string form;  // The body; Attempt::body views it.
@@ -59,21 +61,20 @@ struct VsClient::Request : Attempt {
   absl::Time first_sent;  // Of the clock.
 };
 
-// Where callers hand requests over: a short mutex-guarded queue, the
-// in-flight bound and the drain. Thread-safe.
+// Where callers' requests are counted in (the in-flight bound, the drain) and
+// handed over: a short mutex-guarded queue per loop. Thread-safe.
 class VsClient::Intake {
  public:
   Intake(int max_in_flight, int loops) : max_in_flight_(max_in_flight), queues_(loops) {}
 
-  // Queues `request` for event loop `loop`; `wake` is set when that loop
-  // must be woken.
-  absl::Status Submit(std::unique_ptr<Request> request, int loop, bool* wake) {
+  // Counts `request` in, or refuses it (stopping, or past the bound).
+  absl::Status Admit(const Request& request) {
     absl::MutexLock lock(&mu_);
-    if (stopping_) return absl::CancelledError("VS client is shutting down");
-    if (request->counted) {
+    if (stopping_) return ShuttingDown();
+    if (request.counted) {
       // Pings get three quarters of the bound: when VS falls behind, joins
       // and credits still find room (a ping refused now is sent next interval).
-      const int64_t bound = request->function == VsFunction::kPingRoom
+      const int64_t bound = request.function == VsFunction::kPingRoom
                                 ? max_in_flight_ - max_in_flight_ / 4
                                 : max_in_flight_;
       if (counted_ >= bound) {
@@ -84,6 +85,19 @@ class VsClient::Intake {
       ++counted_;
     }
     ++pending_;
+    return absl::OkStatus();
+  }
+
+  // Queues an admitted `request` for event loop `loop`; `wake` is set when
+  // that loop must be woken. Refused (and counted out) if a stop began since
+  // it was admitted: the loop may have cancelled its queue already.
+  absl::Status Enqueue(std::unique_ptr<Request> request, int loop, bool* wake) {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      --pending_;
+      if (request->counted) --counted_;
+      return ShuttingDown();
+    }
     *wake = queues_[loop].empty();
     queues_[loop].push_back(std::move(request));
     return absl::OkStatus();
@@ -123,6 +137,8 @@ class VsClient::Intake {
   int64_t overloaded() const { return overloaded_.load(std::memory_order_relaxed); }
 
  private:
+  static absl::Status ShuttingDown() { return absl::CancelledError("VS client is shutting down"); }
+
   const int max_in_flight_;
   mutable absl::Mutex mu_;
   std::vector<std::vector<std::unique_ptr<Request>>> queues_ ABSL_GUARDED_BY(mu_);  // By loop.
@@ -133,8 +149,11 @@ class VsClient::Intake {
 };
 
 // The event thread: a transport (libcurl's or ours) on an epoll set, the
-// retry heap, and every completion. All its state is confined to that thread
-// (and to the stopping thread once that thread has exited).
+// retry heap, and every completion. Its state is guarded by mu_, which the
+// thread holds except while it waits in epoll_wait; a caller that finds the
+// lock free (TryLock: callers never wait for it) may start its request
+// there and then. Callbacks run only on the loop's thread (or on the
+// stopping thread once that thread has exited).
 class VsClient::EventLoop {
  public:
   // `options.max_connections` is this loop's share; `index` names its queue
@@ -189,6 +208,33 @@ class VsClient::EventLoop {
 
   const Redactor& redactor() const { return redactor_; }
 
+  // On the caller's thread: starts `request` on a kept-alive connection at
+  // once if the loop is between rounds, nothing is waiting before it and a
+  // connection is free; otherwise gives it back, for the intake's queue.
+  std::unique_ptr<Request> TryStartHere(std::unique_ptr<Request> request) {
+    if (!mu_.TryLock()) return request;
+    const size_t limit = static_cast<size_t>(std::max(1, options_.max_connections));
+    if (stopped_ || !waiting_.empty() || transport_->active() >= limit ||
+        !transport_->ReadyToSend()) {
+      mu_.Unlock();
+      return request;
+    }
+    Request* taken = request.release();
+    bool wake = true;
+    if (StartAttempt(taken).ok()) {
+      counters_->sent_by_caller.fetch_add(1, std::memory_order_relaxed);
+      // The loop sleeps until planned_wake_ at most: woken only if this
+      // attempt finished already or is due before that.
+      std::optional<absl::Time> due = transport_->NextDeadline();
+      wake = due.has_value() && *due < planned_wake_;
+    } else {
+      waiting_.Push(taken->function, taken, clock_->Now());  // The loop finishes it.
+    }
+    mu_.Unlock();
+    if (wake) Wake();
+    return nullptr;
+  }
+
  private:
   struct Retry {
     absl::Time due;
@@ -196,12 +242,22 @@ class VsClient::EventLoop {
     bool operator>(const Retry& other) const { return due > other.due; }
   };
 
+  // The loop sleeps this long at most, so that a caller starting an attempt
+  // itself need not wake it for the attempt's deadline (seconds away).
+  static constexpr absl::Duration kMaxSleep = absl::Seconds(1);
+
   void Run() {
     constexpr int kMaxEvents = 256;
     epoll_event events[kMaxEvents];
+    pthread_setname_np(pthread_self(), "vs-loop");  // For top -H and perf.
+    mu_.Lock();
     while (!intake_->stopping()) {
-      int n = epoll_wait(fds_.epoll.get(), events, kMaxEvents, NextTimeoutMs());
-      if (n < 0 && errno != EINTR) break;
+      const int timeout_ms = NextTimeoutMs();
+      mu_.Unlock();
+      const int n = epoll_wait(fds_.epoll.get(), events, kMaxEvents, timeout_ms);
+      const int wait_errno = errno;
+      mu_.Lock();
+      if (n < 0 && wait_errno != EINTR) break;
       for (int i = 0; i < n; ++i) OnReady(events[i]);
       const absl::Time now = clock_->Now();
       transport_->OnTimer(now);
@@ -214,9 +270,11 @@ class VsClient::EventLoop {
       StartWaiting();
       ProcessCompletions();
     }
+    stopped_ = true;
+    mu_.Unlock();
   }
 
-  void OnReady(const epoll_event& event) {
+  void OnReady(const epoll_event& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (event.data.fd != fds_.wake.get()) {
       transport_->OnReady(event);
       return;
@@ -231,11 +289,14 @@ class VsClient::EventLoop {
     }
   }
 
-  int NextTimeoutMs() const {
-    std::optional<absl::Time> next = transport_->NextDeadline();
-    if (!retries_.empty() && (!next || retries_.top().due < *next)) next = retries_.top().due;
-    if (!next.has_value()) return -1;
-    absl::Duration wait = *next - clock_->Now();
+  // How long the loop may sleep; sets planned_wake_.
+  int NextTimeoutMs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const absl::Time now = clock_->Now();
+    absl::Time next = now + kMaxSleep;
+    if (std::optional<absl::Time> due = transport_->NextDeadline(); due && *due < next) next = *due;
+    if (!retries_.empty() && retries_.top().due < next) next = retries_.top().due;
+    planned_wake_ = next;
+    const absl::Duration wait = next - now;
     if (wait <= absl::ZeroDuration()) return 0;
     return static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));
   }
@@ -243,7 +304,7 @@ class VsClient::EventLoop {
   // Hands waiting requests to the transport while a connection is free. The
   // transport could queue them itself (libcurl does), but its timeouts would
   // then count the wait, and the wait would ignore priorities.
-  void StartWaiting() {
+  void StartWaiting() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const size_t limit = static_cast<size_t>(std::max(1, options_.max_connections));
     while (!waiting_.empty() && transport_->active() < limit) {
       Request* request = waiting_.Pop(clock_->Now());
@@ -257,22 +318,23 @@ class VsClient::EventLoop {
     }
   }
 
-  absl::Status StartAttempt(Request* request) {
+  // Counts the attempt only if the transport took it.
+  absl::Status StartAttempt(Request* request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (request->attempt == 0) request->first_sent = clock_->Now();
-    ++request->attempt;
     request->body = request->form;
     // The attempt may not outlive the request's budget (a caller's deadline).
     request->timeout = std::max(absl::Milliseconds(1),
                                 std::min(options_.request_timeout,
                                          request->budget - (clock_->Now() - request->first_sent)));
     if (absl::Status started = transport_->Start(request); !started.ok()) return started;
+    ++request->attempt;
     counters_->sent.fetch_add(1, std::memory_order_relaxed);
     return absl::OkStatus();
   }
 
   // Answers pings last (leaves, joins and credits first), each in the order
   // it came.
-  void ProcessCompletions() {
+  void ProcessCompletions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     transport_->TakeFinished(&finished_);
     size_t pings = 0;  // Moved to the front as the others complete.
     for (Attempt* attempt : finished_) {
@@ -287,7 +349,7 @@ class VsClient::EventLoop {
   }
 
   // One attempt's outcome: retried later, or the request is finished.
-  void Complete(Request* request) {
+  void Complete(Request* request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     VsResult result = ClassifyAttempt(Report(*request), redactor_);
     absl::Duration delay;
     absl::Time now = clock_->Now();
@@ -315,7 +377,7 @@ class VsClient::EventLoop {
   }
 
   // Runs the callback and forgets the request.
-  void Finish(Request* request, VsResult result) {
+  void Finish(Request* request, VsResult result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::unique_ptr<Request> owned(request);
     result.attempts = owned->attempt;
     if (owned->attempt > 0) {
@@ -328,6 +390,7 @@ class VsClient::EventLoop {
   }
 
   void CancelEverything() {
+    absl::MutexLock lock(&mu_);
     std::vector<Request*> doomed;
     for (Attempt* attempt : transport_->Abandon()) doomed.push_back(static_cast<Request*>(attempt));
     for (; !retries_.empty(); retries_.pop()) doomed.push_back(retries_.top().request);
@@ -353,11 +416,15 @@ class VsClient::EventLoop {
 
   // The transport's sockets are in the epoll set: it goes first.
   EpollWithWake fds_;
-  std::unique_ptr<Transport> transport_;
-  std::priority_queue<Retry, std::vector<Retry>, std::greater<Retry>> retries_;
+  absl::Mutex mu_;
+  std::unique_ptr<Transport> transport_ ABSL_GUARDED_BY(mu_);
+  std::priority_queue<Retry, std::vector<Retry>, std::greater<Retry>> retries_ ABSL_GUARDED_BY(mu_);
   // Ready, waiting for a connection: leaves first, pings last.
-  PriorityFifo<Request*> waiting_;
-  std::vector<Attempt*> finished_;  // ProcessCompletions' buffer, kept for its capacity.
+  PriorityFifo<Request*> waiting_ ABSL_GUARDED_BY(mu_);
+  // ProcessCompletions' buffer, kept for its capacity.
+  std::vector<Attempt*> finished_ ABSL_GUARDED_BY(mu_);
+  absl::Time planned_wake_ ABSL_GUARDED_BY(mu_);  // When the sleeping loop wakes at the latest.
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;     // The thread has left its loop.
   std::thread thread_;
 };
 
@@ -444,11 +511,15 @@ absl::Status VsClient::Submit(VsFunction function, int64_t shard, std::string bo
   request->form = std::move(body);
   request->done = std::move(done);
   request->counted = function != VsFunction::kLeaveRoom;
+  if (absl::Status admitted = intake_->Admit(*request); !admitted.ok()) return admitted;
+  const int index = static_cast<int>(static_cast<uint64_t>(shard) % loops_.size());
+  EventLoop& loop = *loops_[index];
+  request = loop.TryStartHere(std::move(request));
+  if (request == nullptr) return absl::OkStatus();
   bool wake = false;
-  const int loop = static_cast<int>(static_cast<uint64_t>(shard) % loops_.size());
-  absl::Status taken = intake_->Submit(std::move(request), loop, &wake);
-  if (wake) loops_[loop]->Wake();
-  return taken;
+  absl::Status queued = intake_->Enqueue(std::move(request), index, &wake);
+  if (wake) loop.Wake();
+  return queued;
 }
 
 absl::Status VsClient::JoinRoom(const JoinRoomRequest& request, VsCallback done) {
@@ -477,6 +548,7 @@ bool VsClient::Drain(absl::Time deadline) { return intake_->Drain(deadline); }
 VsClientStats VsClient::stats() const {
   VsClientStats stats;
   stats.requests_sent = counters_->sent.load(std::memory_order_relaxed);
+  stats.sent_by_caller = counters_->sent_by_caller.load(std::memory_order_relaxed);
   stats.retries = counters_->retries.load(std::memory_order_relaxed);
   stats.completed = counters_->completed.load(std::memory_order_relaxed);
   stats.overloaded = intake_->overloaded();

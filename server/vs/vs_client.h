@@ -11,10 +11,13 @@
 // way thousands of transfers cost one thread and no per-transfer polling.
 // Requests are sharded to the loops by room (ordering across requests is the
 // presence layer's: a leave is sent only after its join's answer). Callers
-// on any thread hand a request over through the intake (short mutex-guarded
-// queues, one per loop, with the shared in-flight bound) and an eventfd
-// wake-up. Requests wait for a free connection in priority order (leaves
-// first, pings last); retries wait in a timer heap on the loop's thread. The
+// on any thread are counted in by the intake (the shared in-flight bound);
+// when the request's loop is between rounds (its lock free), nothing waits
+// before the request and a kept-alive connection is free, the caller sends it
+// itself and the loop only reads the answer; otherwise the request is handed
+// over through the intake's queue for that loop and an eventfd wake-up.
+// Completion callbacks never run on the caller's thread. Requests wait for a free connection in
+// priority order (leaves first, pings last); retries wait in a timer heap on the loop's thread. The
 // other pieces: classify.h (pure outcome classification, in libcurl's codes
 // whichever transport ran), retry_policy.h (pure), redactor.h.
 //
@@ -111,6 +114,9 @@ using VsCallback = absl::AnyInvocable<void(VsResult) &&>;
 // Counters for metrics and tests. Monotonic except in_flight.
 struct VsClientStats {
   int64_t requests_sent = 0;  // Attempts, retries included.
+  // Of those, sent by the submitting thread itself (its loop was between
+  // rounds and a kept-alive connection was free): no hand-off to the loop.
+  int64_t sent_by_caller = 0;
   int64_t retries = 0;
   int64_t completed = 0;
   int64_t overloaded = 0;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
@@ -426,6 +427,116 @@ TEST_P(VsClientTest, PingsLeaveRoomForJoinsUnderTheInFlightBound) {
   EXPECT_NE(fourth.message().find("limit 3"), std::string::npos);
   EXPECT_TRUE(client->JoinRoom(Join(), ignore).ok());
   EXPECT_TRUE(client->Drain(absl::Now() + absl::Seconds(10)));
+}
+
+// On a free kept-alive connection the built-in client's caller sends its
+// request itself (no hand-off to the loop); the answer's callback still runs
+// on the loop's thread, never on the caller's.
+TEST_P(VsClientTest, ACallerSendsOnAFreeConnectionButCallbacksRunOnTheLoop) {
+  auto client = Client();
+  ASSERT_TRUE(Await([&](VsCallback cb) {
+                return client->JoinRoom(Join(), std::move(cb));
+              }).accepted());  // Opens the connection.
+  constexpr int kCalls = 50;
+  for (int i = 0; i < kCalls; ++i) {
+    std::thread::id ran_on;
+    VsResult result = Await([&](VsCallback cb) {
+      return client->PingRoom(Presence(), [&, cb = std::move(cb)](VsResult r) mutable {
+        ran_on = std::this_thread::get_id();
+        std::move(cb)(std::move(r));
+      });
+    });
+    EXPECT_TRUE(result.accepted()) << result.status;
+    EXPECT_NE(ran_on, std::this_thread::get_id());
+  }
+  const VsClientStats stats = client->stats();
+  EXPECT_EQ(stats.requests_sent, kCalls + 1);
+  if (GetParam() == VsHttpClient::kBuiltIn) {
+    // Not every one: a caller finding the loop still finishing the previous
+    // answer hands its request over.
+    EXPECT_GT(stats.sent_by_caller, 0);
+  } else {
+    EXPECT_EQ(stats.sent_by_caller, 0);  // libcurl's multi is the loop's alone.
+  }
+  EXPECT_EQ(stats.connections_opened, 1);
+}
+
+// A request its caller sent must still time out when VS does not answer,
+// whether its deadline falls before the sleeping loop's next wake-up (the
+// caller wakes the loop) or after it (the loop's own wake-up finds it).
+TEST_P(VsClientTest, ARequestTheCallerSentStillTimesOut) {
+  for (absl::Duration timeout : {absl::Milliseconds(200), absl::Milliseconds(1500)}) {
+    SCOPED_TRACE(absl::FormatDuration(timeout));
+    VsClientOptions options = Options();
+    options.request_timeout = timeout;
+    auto client = Client(options);
+    FaultRule slow;
+    slow.function = "pingRoom";
+    slow.latency = absl::Seconds(3);
+    sim_->AddFault(slow);
+    // Until one is sent by its caller (the built-in client: at most 10 tries;
+    // libcurl's caller never sends). A timeout closes its connection: a join
+    // opens the next one.
+    const int tries = GetParam() == VsHttpClient::kBuiltIn ? 10 : 1;
+    for (int i = 0; i < tries; ++i) {
+      ASSERT_TRUE(
+          Await([&](VsCallback cb) { return client->JoinRoom(Join(), std::move(cb)); }).accepted());
+      const int64_t by_caller = client->stats().sent_by_caller;
+      const absl::Time start = absl::Now();
+      VsResult result =
+          Await([&](VsCallback cb) { return client->PingRoom(Presence(), std::move(cb)); });
+      EXPECT_EQ(result.outcome, VsOutcome::kTimeout) << result.status;
+      EXPECT_GE(absl::Now() - start, timeout);
+      if (client->stats().sent_by_caller > by_caller) break;
+    }
+    if (GetParam() == VsHttpClient::kBuiltIn) {
+      EXPECT_GT(client->stats().sent_by_caller, 0);
+    }
+    sim_->ClearFaults();
+  }
+}
+
+// Many threads submitting while answers complete: the loop's lock is taken
+// by callers (TryLock) and by the loop; every request is answered once.
+TEST_P(VsClientTest, ConcurrentCallersEachGetOneAnswer) {
+  VsClientOptions options = Options();
+  options.event_loops = 2;
+  auto client = Client(options);
+  constexpr int kThreads = 8;
+  constexpr int kEach = 150;
+  std::atomic<int> accepted{0};
+  std::atomic<int> on_a_caller{0};
+  std::vector<std::thread::id> callers(kThreads);
+  absl::Mutex mu;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      {
+        absl::MutexLock lock(&mu);
+        callers[t] = std::this_thread::get_id();
+      }
+      for (int i = 0; i < kEach; ++i) {
+        const RoomPresence room{t * 1000 + i, 7, "bob_1000"};
+        auto answered = [&](VsResult r) {
+          if (r.accepted()) accepted.fetch_add(1);
+          absl::MutexLock lock(&mu);
+          for (const std::thread::id& caller : callers) {
+            if (caller == std::this_thread::get_id()) on_a_caller.fetch_add(1);
+          }
+        };
+        absl::Status taken = i % 3 == 0   ? client->LeaveRoom(room, answered)
+                             : i % 3 == 1 ? client->PingRoom(room, answered)
+                                          : client->JoinRoom(Join(), answered);
+        EXPECT_TRUE(taken.ok()) << taken;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_TRUE(client->Drain(absl::Now() + absl::Seconds(20)));
+  EXPECT_EQ(accepted.load(), kThreads * kEach);
+  EXPECT_EQ(on_a_caller.load(), 0);
+  EXPECT_EQ(sim_->Requests().size(), static_cast<size_t>(kThreads * kEach));
+  EXPECT_EQ(client->stats().completed, kThreads * kEach);
 }
 
 TEST_P(VsClientTest, ShutdownCancelsWhatIsPendingExactlyOnce) {
