@@ -16,7 +16,8 @@
 #   the measuring window (from the histogram's buckets: bounds, and the share
 #   of the window's pings later than 5 ms)
 #   join latency through the gateway (idle, and with the N held) vs a direct
-#   HTTP call, one at a time
+#   HTTP call, one at a time: through VsClient ("direct") and as a plain POST
+#   from the calling thread ("plain POST", the issue's baseline)
 #   RSS after every session closed, and joins = leaves (VS answers counted)
 #   time to drain N sessions on SIGTERM, with every leave delivered
 # Bounded: every wait has a deadline; everything it starts is stopped on exit.
@@ -44,6 +45,9 @@ VS_URL="$(sed -n 's/^VS_URL=//p' "$work/nginx.out")"
 sleep 0.5
 direct="$("$bin/server/vs/vs_client_benchmark" --sequential=2000 --vs_url="$VS_URL" | tail -1)"
 echo "$direct"
+# The issue's "direct POST": from the calling thread, with no event loop.
+plain="$("$bin/server/vs/vs_client_benchmark" --sequential=2000 --plain --vs_url="$VS_URL" | tail -1)"
+echo "$plain"
 
 start_server() {
   PORT="$(free_port)"
@@ -85,6 +89,8 @@ late999=$(metric "$MPORT" 'presence_ping_lateness_quantile_seconds{quantile="0.9
 # generator's own joins with the N held, --held_sequential_after).
 direct_held="$("$bin/server/vs/vs_client_benchmark" --sequential=1000 --vs_url="$VS_URL" | tail -1)"
 echo "while held: $direct_held"
+plain_held="$("$bin/server/vs/vs_client_benchmark" --sequential=1000 --plain --vs_url="$VS_URL" | tail -1)"
+echo "while held: $plain_held"
 wait "$LOAD" || true
 cat "$work/loadA.out" | tail -2
 deadline=$((SECONDS + 120))
@@ -132,19 +138,21 @@ read -r dh50 dh99 <<< "$(echo "$direct_held" | sed -n 's/.*p50=\([0-9]*\)us p99=
 join_direct="$(echo "$direct" | sed -n 's/.*p50=\([0-9]*\)us p99=\([0-9]*\)us/\1 \2/p')"
 read -r gw50 gw99 <<< "$join_gw"
 read -r d50 d99 <<< "$join_direct"
+read -r p50 p99 <<< "$(echo "$plain" | sed -n 's/.*p50=\([0-9]*\)us p99=\([0-9]*\)us/\1 \2/p')"
+read -r ph50 ph99 <<< "$(echo "$plain_held" | sed -n 's/.*p50=\([0-9]*\)us p99=\([0-9]*\)us/\1 \2/p')"
 window=$(/usr/bin/python3 -c "print($t2 - $t1)")
 row=$(/usr/bin/python3 - <<EOF
 n=$N; rss0=$rss0; rssN=$rssN; after=$rss_after; w=$window
 cpu=($c2-$c1)/w; pings=($p2-$p1)/w
-print("| %s | %d | %s | %d | %.2f KiB | %.0f%% of a core | %.0f/s (want %.0f/s) | %.1f / %.1f / %.1f ms | %s / %s / %s ms, %s%% over 5 ms | %s / %s us | %s / %s us | %s / %s us | %s / %s us | %d KiB (at 0: %d KiB) | %s / %s | %s s / %.1f s | %s |" % (
+print("| %s | %d | %s | %d | %.2f KiB | %.0f%% of a core | %.0f/s (want %.0f/s) | %.1f / %.1f / %.1f ms | %s / %s / %s ms, %s%% over 5 ms | %s / %s us | %s / %s us | %s / %s us | %s / %s us | %d KiB (at 0: %d KiB) | %s / %s | %s s / %.1f s | %s | %s / %s us | %s / %s us |" % (
     "$(date +%F)", n, "$(nproc)", $held, (rssN - rss0) / n, 100 * cpu, pings, n / $INTERVAL,
     1000 * $late50, 1000 * $late99, 1000 * $late999, "$wl50", "$wl99", "$wl999", "$wlate5", "$gw50", "$gw99", "$h50", "$h99", "$d50", "$d99", "$dh50", "$dh99",
-    after, rss0, "$joinsA", "$leavesA", "$last_leave", $drain, "$(echo "$drained" | grep -o 'leaves_sent=[0-9]* leaves_accepted=[0-9]*')"))
+    after, rss0, "$joinsA", "$leavesA", "$last_leave", $drain, "$(echo "$drained" | grep -o 'leaves_sent=[0-9]* leaves_accepted=[0-9]*')", "$p50", "$p99", "$ph50", "$ph99"))
 EOF
 )
 echo
-echo "| date | N | nproc | held | RSS per session | server CPU while pinging | pingRoom delivered | ping lateness p50 / p99 / p99.9 (since start) | ping lateness in the window: p50 / p99 / p99.9 at most (bucket bounds), share over 5 ms | join via gateway p50 / p99 (idle) | join via gateway with N held p50 / p99 | join direct p50 / p99 (idle) | join direct with N held p50 / p99 | RSS after all closed | joins / leaves accepted (phase A) | drain on SIGTERM: last leave answered / process exited | drain leaves |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| date | N | nproc | held | RSS per session | server CPU while pinging | pingRoom delivered | ping lateness p50 / p99 / p99.9 (since start) | ping lateness in the window: p50 / p99 / p99.9 at most (bucket bounds), share over 5 ms | join via gateway p50 / p99 (idle) | join via gateway with N held p50 / p99 | join direct p50 / p99 (idle) | join direct with N held p50 / p99 | RSS after all closed | joins / leaves accepted (phase A) | drain on SIGTERM: last leave answered / process exited | drain leaves | plain POST p50 / p99 (idle) | plain POST with N held p50 / p99 |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 echo "$row"
 if [ "$WRITE" = "--write" ]; then
   echo "$row" >> BENCHMARKS.md
