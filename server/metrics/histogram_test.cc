@@ -1,6 +1,7 @@
 #include "server/metrics/histogram.h"
 
 #include "gtest/gtest.h"
+#include "server/metrics/latency_samples.h"
 
 namespace presence::metrics {
 namespace {
@@ -38,6 +39,20 @@ TEST(LatencyHistogramTest, HugeValuesLandInTheLastBucket) {
   h.Record(absl::Hours(100000));
   EXPECT_EQ(h.count(), 1);
   EXPECT_GT(h.Percentile(1.0), absl::Minutes(60));
+}
+
+TEST(LatencySamplesTest, PercentilesAreExactNearestRank) {
+  LatencySamples samples;
+  EXPECT_EQ(samples.Percentile(0.5), absl::ZeroDuration());
+  for (int us : {209, 201, 215, 203, 207, 213, 205, 211, 217, 219}) {
+    samples.Record(absl::Microseconds(us));
+  }
+  EXPECT_EQ(samples.count(), 10u);
+  EXPECT_EQ(samples.Percentile(0.5), absl::Microseconds(209));  // 5th of 10.
+  EXPECT_EQ(samples.Percentile(0.99), absl::Microseconds(219));
+  EXPECT_EQ(samples.Percentile(0.0), absl::Microseconds(201));
+  EXPECT_EQ(samples.Percentile(0.1), absl::Microseconds(201));
+  EXPECT_EQ(samples.Percentile(0.11), absl::Microseconds(203));
 }
 
 }  // namespace
