@@ -423,8 +423,10 @@ class VsClient::EventLoop {
   PriorityFifo<Request*> waiting_ ABSL_GUARDED_BY(mu_);
   // ProcessCompletions' buffer, kept for its capacity.
   std::vector<Attempt*> finished_ ABSL_GUARDED_BY(mu_);
-  absl::Time planned_wake_ ABSL_GUARDED_BY(mu_);  // When the sleeping loop wakes at the latest.
-  bool stopped_ ABSL_GUARDED_BY(mu_) = false;     // The thread has left its loop.
+  // When the sleeping loop wakes at the latest (until it first sleeps: never,
+  // so that a caller wakes it rather than assume).
+  absl::Time planned_wake_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // The thread has left its loop.
   std::thread thread_;
 };
 
