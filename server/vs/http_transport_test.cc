@@ -3,8 +3,10 @@
 // scripted bytes: framings and connection behaviour cpp-httplib (the VS
 // simulator) never produces.
 
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,6 +35,7 @@ struct Step {
   std::string answer;          // Raw bytes; empty with close_instead.
   bool close_after = false;    // Close the connection after answering.
   bool close_instead = false;  // Close the connection instead of answering.
+  bool held = false;           // Answer only at ReleaseHeld().
 };
 
 std::string Answer(absl::string_view headers, absl::string_view body) {
@@ -75,6 +78,13 @@ class ScriptedVs {
     return first_request_;
   }
 
+  // Sends the held answers, in the order their requests came, and returns
+  // once the client's kernel has every byte of them (acknowledged).
+  void ReleaseHeld() {
+    release_ = true;
+    while (release_) absl::SleepFor(absl::Milliseconds(1));
+  }
+
  private:
   struct Peer {
     int fd;
@@ -83,6 +93,19 @@ class ScriptedVs {
 
   void Serve() {
     while (!stop_) {
+      if (release_) {
+        for (const auto& [fd, answer] : held_) {
+          (void)send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+        }
+        for (const auto& [fd, answer] : held_) {
+          int unacknowledged = 1;
+          while (ioctl(fd, SIOCOUTQ, &unacknowledged) == 0 && unacknowledged > 0) {
+            absl::SleepFor(absl::Microseconds(100));
+          }
+        }
+        held_.clear();
+        release_ = false;
+      }
       std::vector<pollfd> fds = {{listener_, POLLIN, 0}};
       for (const Peer& peer : peers_) fds.push_back({peer.fd, POLLIN, 0});
       if (poll(fds.data(), fds.size(), 20) <= 0) continue;
@@ -137,6 +160,10 @@ class ScriptedVs {
   void Respond(Peer* peer) {
     const size_t index = static_cast<size_t>(requests_++);
     const Step step = index < steps_.size() ? steps_[index] : Step{Sized(kOk)};
+    if (step.held) {
+      held_.emplace_back(peer->fd, step.answer);
+      return;
+    }
     if (!step.close_instead) {
       // The client may hang up part-way (an answer past its bound).
       (void)send(peer->fd, step.answer.data(), step.answer.size(), MSG_NOSIGNAL);
@@ -150,7 +177,9 @@ class ScriptedVs {
   const std::vector<Step> steps_;
   int listener_ = -1;
   int port_ = 0;
-  std::vector<Peer> peers_;  // Only the serving thread's.
+  std::vector<Peer> peers_;                        // Only the serving thread's.
+  std::vector<std::pair<int, std::string>> held_;  // Only the serving thread's.
+  std::atomic<bool> release_{false};
   std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
   std::atomic<int> requests_{0};
@@ -277,6 +306,58 @@ TEST(HttpTransportTest, AConnectionIdlePastItsBoundIsNotReused) {
   EXPECT_EQ(vs.requests(), 3);  // Nothing was sent on the aged connection.
   EXPECT_EQ(vs.connections(), 2);
   EXPECT_EQ(client->stats().connections_opened, 2);
+}
+
+// Answers that arrive together are run leaves (and joins, credits) first,
+// pings last, whatever order they came in. The loop is kept busy in a join's
+// callback while a ping's answer and then a leave's reach its sockets, so the
+// next epoll_wait returns both in one batch.
+TEST(HttpTransportTest, AnswersArrivingTogetherRunLeavesBeforePings) {
+  Step held{Sized(kOk)};
+  held.held = true;
+  ScriptedVs vs({held, held});  // The ping's answer, then the leave's; the join's at once.
+  VsClientOptions options;
+  options.base_url = vs.url();
+  options.key = "k";
+  options.http_client = VsHttpClient::kBuiltIn;
+  options.event_loops = 1;
+  options.max_connections = 3;
+  options.request_timeout = absl::Seconds(20);
+  absl::StatusOr<std::unique_ptr<VsClient>> client = VsClient::Create(std::move(options));
+  ASSERT_TRUE(client.ok()) << client.status();
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  auto record = [&](const char* what) {
+    return [&, what](VsResult r) {
+      EXPECT_TRUE(r.accepted()) << what << ": " << r.status;
+      absl::MutexLock lock(&mu);
+      order.push_back(what);
+    };
+  };
+  auto requests_reach = [&](int n) {
+    for (int i = 0; i < 20000 && vs.requests() < n; ++i) absl::SleepFor(absl::Milliseconds(1));
+    return vs.requests() >= n;
+  };
+  ASSERT_TRUE((*client)->PingRoom(RoomPresence{42, 7, "bob_1"}, record("ping")).ok());
+  ASSERT_TRUE(requests_reach(1));
+  ASSERT_TRUE((*client)->LeaveRoom(RoomPresence{43, 8, "eve_1"}, record("leave")).ok());
+  ASSERT_TRUE(requests_reach(2));
+  absl::Notification in_callback;
+  absl::Notification go_on;
+  ASSERT_TRUE((*client)
+                  ->JoinRoom(JoinRoomRequest{44, "al", std::nullopt, "198.51.100.1", false, 0},
+                             [&](VsResult r) {
+                               in_callback.Notify();
+                               go_on.WaitForNotification();
+                               record("join")(std::move(r));
+                             })
+                  .ok());
+  ASSERT_TRUE(in_callback.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  vs.ReleaseHeld();  // Both answers are in the client's socket buffers now.
+  go_on.Notify();
+  ASSERT_TRUE((*client)->Drain(absl::Now() + absl::Seconds(20)));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(order, (std::vector<std::string>{"join", "leave", "ping"}));
 }
 
 TEST(HttpTransportTest, UrlsItCannotServeAreRefusedUpFront) {
