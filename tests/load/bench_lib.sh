@@ -55,3 +55,17 @@ PY
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+
+bench_workspace() {  # bench_workspace NAME [SIGNAL]: a $work dir and a $pids list, both cleaned up on exit
+  work="$(mktemp -d -t "$1.XXXXXX")"
+  pids=()
+  bench_signal="${2:-TERM}"
+  trap 'for p in "${pids[@]}"; do kill -"$bench_signal" "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+}
+
+start_nginx_vs() {  # start_nginx_vs: nginx playing VS (tests/load/nginx_vs.sh), its URL in $VS_URL
+  tests/load/nginx_vs.sh > "$work/nginx.out" 2>&1 &
+  pids+=($!)
+  wait_for "$work/nginx.out" VS_URL 30
+  VS_URL="$(sed -n 's/^VS_URL=//p' "$work/nginx.out")"
+}

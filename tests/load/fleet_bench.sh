@@ -23,18 +23,11 @@ TTL=10
 bash bazel/install_deps.sh
 bazel build //server:presence_server //tests/load:load_generator >&2
 bin="$(bazel info bazel-bin)"
-work="$(mktemp -d -t fleet-bench.XXXXXX)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
 source "tests/load/bench_lib.sh"
+bench_workspace fleet-bench KILL
 calc() { /usr/bin/python3 -c "print($1)"; }
 
-tests/load/nginx_vs.sh > "$work/nginx.out" 2>&1 &
-pids+=($!)
-wait_for "$work/nginx.out" VS_URL 30
-VS_URL="$(sed -n 's/^VS_URL=//p' "$work/nginx.out")"
+start_nginx_vs
 REDIS_PORT="$(free_port)"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
   --loglevel warning > "$work/redis.log" 2>&1 &

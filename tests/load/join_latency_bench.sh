@@ -17,16 +17,9 @@ J="${1:-5000}"
 bash bazel/install_deps.sh
 bazel build //server:presence_server //tests/load:load_generator //server/vs:vs_client_benchmark >&2
 bin="$(bazel info bazel-bin)"
-work="$(mktemp -d -t join-bench.XXXXXX)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
 source "tests/load/bench_lib.sh"
-
-tests/load/nginx_vs.sh > "$work/nginx.out" 2>&1 &
-pids+=($!)
-wait_for "$work/nginx.out" VS_URL 30
-VS_URL="$(sed -n 's/^VS_URL=//p' "$work/nginx.out")"
+bench_workspace join-bench
+start_nginx_vs
 "$bin/server/vs/vs_client_benchmark" --sequential=2000 --plain --vs_url="$VS_URL" | tail -1
 
 PORT="$(free_port)"
