@@ -205,9 +205,13 @@ class HttpTransport final : public Transport {
   }
 
   // A new connection for `attempt`, connecting; null when it could not even
-  // begin (then the attempt is finished with the reason).
-  Connection* Open(Attempt* attempt) {
-    if (!Resolve()) {
+  // begin (then the attempt is finished with the reason). Without `lookup`
+  // the addresses at hand serve even past dns_cache_ttl: a resend must not
+  // wait for a name lookup on whichever thread it runs (a caller's, when
+  // the caller sent the request: vs_client.cc).
+  Connection* Open(Attempt* attempt, bool lookup = true) {
+    const bool addresses_will_do = !lookup && !addresses_.empty();
+    if (!addresses_will_do && !Resolve()) {
       Finish(attempt, CURLE_COULDNT_RESOLVE_HOST,
              absl::StrCat("could not resolve the VS host ", target_.host, ": ", resolve_error_));
       return nullptr;
@@ -363,7 +367,9 @@ class HttpTransport final : public Transport {
       c->attempt = nullptr;
       Close(c);
       attempt->ClearOutcome();
-      if (Connection* fresh = Open(attempt); fresh != nullptr) Assign(fresh, attempt, deadline);
+      if (Connection* fresh = Open(attempt, /*lookup=*/false); fresh != nullptr) {
+        Assign(fresh, attempt, deadline);
+      }
       return;
     }
     Fail(c, code, std::move(why));
