@@ -19,7 +19,6 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
@@ -300,10 +299,10 @@ int main(int argc, char** argv) {
   presence::log::Fields fields = {
       {"address", absl::StrCat(listen, ":", (*server)->port())},
       {"vs", options.vs.base_url},
-      {"vs_http_client", options.vs.http_client == presence::vs::VsHttpClient::kLibcurl ||
-                                 absl::StartsWith(options.vs.base_url, "https://")
-                             ? "libcurl"
-                             : "builtin"},
+      {"vs_http_client",
+       presence::vs::EffectiveHttpClient(options.vs) == presence::vs::VsHttpClient::kLibcurl
+           ? "libcurl"
+           : "builtin"},
       {"ping_interval", absl::FormatDuration(options.ping_interval)}};
   // The admin ports too, so that a test or a script can start with port 0.
   if ((*server)->metrics_port() != 0) {

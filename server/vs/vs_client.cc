@@ -28,15 +28,12 @@
 #include "server/vs/redactor.h"
 
 namespace presence::vs {
-namespace {
 
 // https:// needs TLS, which only libcurl brings.
-bool UsesLibcurl(const VsClientOptions& options) {
-  return options.http_client == VsHttpClient::kLibcurl ||
-         absl::StartsWith(options.base_url, "https://");
+VsHttpClient EffectiveHttpClient(const VsClientOptions& options) {
+  return absl::StartsWith(options.base_url, "https://") ? VsHttpClient::kLibcurl
+                                                        : options.http_client;
 }
-
-}  // namespace
 
 // Statistics, written by the event thread, read by anyone.
 struct VsClient::Counters {
@@ -183,9 +180,10 @@ class VsClient::EventLoop {
     transport.max_connections = std::max(1, options_.max_connections);
     transport.epoll_fd = fds_.epoll.get();
     transport.connections_opened = &counters_->connections;
-    absl::StatusOr<std::unique_ptr<Transport>> made = UsesLibcurl(options_)
-                                                          ? MakeCurlTransport(std::move(transport))
-                                                          : MakeHttpTransport(std::move(transport));
+    absl::StatusOr<std::unique_ptr<Transport>> made =
+        EffectiveHttpClient(options_) == VsHttpClient::kLibcurl
+            ? MakeCurlTransport(std::move(transport))
+            : MakeHttpTransport(std::move(transport));
     if (!made.ok()) return made.status();
     transport_ = *std::move(made);
     thread_ = std::thread([this] { Run(); });

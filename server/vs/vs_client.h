@@ -16,10 +16,11 @@
 // before the request and a kept-alive connection is free, the caller sends it
 // itself and the loop only reads the answer; otherwise the request is handed
 // over through the intake's queue for that loop and an eventfd wake-up.
-// Completion callbacks never run on the caller's thread. Requests wait for a free connection in
-// priority order (leaves first, pings last); retries wait in a timer heap on the loop's thread. The
-// other pieces: classify.h (pure outcome classification, in libcurl's codes
-// whichever transport ran), retry_policy.h (pure), redactor.h.
+// Completion callbacks never run on the caller's thread. Requests wait for a
+// free connection in priority order (leaves first, pings last); retries wait
+// in a timer heap on the loop's thread. The other pieces: classify.h (pure
+// outcome classification, in libcurl's codes whichever transport ran),
+// retry_policy.h (pure), redactor.h.
 //
 // Thread-safe. Completion callbacks run on an event thread: they must be
 // quick and must not block (hand work off instead).
@@ -51,6 +52,11 @@ enum class VsHttpClient {
   kBuiltIn,  // Our own HTTP/1.1 keep-alive client: the least CPU per request.
   kLibcurl,
 };
+
+struct VsClientOptions;
+// The client that will carry requests with these options: `http_client`,
+// except that https:// is always libcurl's.
+VsHttpClient EffectiveHttpClient(const VsClientOptions& options);
 
 struct VsClientOptions {
   // Base URL of the VS API, "http://host:port" or "https://host:port";

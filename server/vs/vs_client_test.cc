@@ -659,5 +659,16 @@ INSTANTIATE_TEST_SUITE_P(HttpClients, VsClientTest,
                            return info.param == VsHttpClient::kBuiltIn ? "BuiltIn" : "Libcurl";
                          });
 
+TEST(EffectiveHttpClientTest, HttpsIsAlwaysLibcurls) {
+  VsClientOptions options;
+  options.base_url = "http://127.0.0.1:8080";
+  EXPECT_EQ(EffectiveHttpClient(options), VsHttpClient::kBuiltIn);
+  options.http_client = VsHttpClient::kLibcurl;
+  EXPECT_EQ(EffectiveHttpClient(options), VsHttpClient::kLibcurl);
+  options.base_url = "https://vs.example";
+  options.http_client = VsHttpClient::kBuiltIn;
+  EXPECT_EQ(EffectiveHttpClient(options), VsHttpClient::kLibcurl);
+}
+
 }  // namespace
 }  // namespace presence::vs
